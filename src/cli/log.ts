@@ -1,0 +1,37 @@
+// Logging: pino, JSON lines, written synchronously to stderr (fd 2) so that
+// nothing is lost when flanneld exits right after logging (fatal errors,
+// signals) and so that it lands in journald like flanneld's klog output.
+//
+// Messages are plain English sentences; structured detail goes in the object
+// argument: log.info({ subnet: '198.19.7.0/24' }, 'Acquired the lease').
+//
+// Verbosity follows flanneld's -v: klog's V(1) messages are debug detail,
+// V(2) and above are trace.
+
+import pino from 'pino';
+
+export type Logger = pino.Logger;
+export type LogLevel = pino.Level;
+
+/** The pino level for flannel's -v: 0 (or less) → info, 1 → debug, 2 and more → trace. */
+export function levelForVerbosity(verbosity: number): LogLevel {
+  if (verbosity >= 2) return 'trace';
+  if (verbosity >= 1) return 'debug';
+  return 'info';
+}
+
+/**
+ * A logger at the level -v asks for. `name` tags every line (e.g. "flanneld",
+ * "subnet"); children from logger.child({ component }) share the destination.
+ * `destination` is for tests; by default lines go synchronously to stderr.
+ */
+export function createLogger(verbosity: number, name?: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
+    level: levelForVerbosity(verbosity),
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Level names rather than numbers: "level":"info" reads as English.
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  if (name !== undefined) options.name = name;
+  return pino(options, destination ?? pino.destination({ dest: 2, sync: true }));
+}

@@ -1,0 +1,88 @@
+// UDP -> TUN: admits a datagram into flannel0 only if it comes from a current
+// lease's public IP and carries a well-formed IPv4 packet for this host's
+// subnet (not its broadcast address). Everything else is dropped and counted: the
+// overlay must not become a way into pods.
+
+import { LeaseTable } from '../routes/lease-table';
+import { PacketBatch, D_ADDR, D_LEN, D_OFF, DESC_WORDS } from '../tun/batch';
+import { Counters, DropReason } from './counters';
+import * as ip from './ipv4';
+
+export class Decapsulator {
+  constructor(
+    private readonly table: LeaseTable,
+    private readonly counters: Counters,
+  ) {}
+
+  /** Bytes of the packets the last `process` call admitted. */
+  lastBytes = 0;
+
+  /**
+   * Filters the datagrams of `batch` in place (length 0 = dropped, counted)
+   * and decrements TTL on the rest. Returns the number to write to the TUN.
+   */
+  process(batch: PacketBatch): number {
+    const d = batch.data;
+    const desc = batch.desc;
+    const c = this.counters;
+    const drops = c.rxDrops;
+    const local = this.table.localSubnet;
+    if (local === undefined) {
+      // No lease yet: nothing can be for us.
+      for (let i = 0; i < batch.count; i++) desc[i * DESC_WORDS + D_LEN] = 0;
+      drops[DropReason.not_for_this_host] += batch.count;
+      return 0;
+    }
+    const net = local.ip;
+    const mask = local.mask;
+    const bcast = local.last;
+    let out = 0;
+    let bytes = 0;
+    for (let i = 0, k = 0; i < batch.count; i++, k += DESC_WORDS) {
+      const off = desc[k + D_OFF];
+      const len = desc[k + D_LEN];
+      if (len < 0) {
+        drops[DropReason.oversize]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const peer = this.table.peerByAddress(desc[k + D_ADDR] >>> 0);
+      if (peer === undefined) {
+        drops[DropReason.unknown_source]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const check = ip.checkHeader(d, off, len);
+      if (check !== ip.HeaderCheck.OK) {
+        drops[check]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      if (!ip.headerChecksumOk(d, off)) {
+        drops[DropReason.bad_checksum]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const dst = ip.dst(d, off);
+      // The network address stays admissible: it is flannel0's own /32, the
+      // source the kernel picks when this host itself talks to remote pods.
+      if (((dst & mask) >>> 0) !== net || dst === bcast) {
+        drops[DropReason.not_for_this_host]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      if (ip.decrementTtl(d, off) === 0) {
+        drops[DropReason.ttl_expired]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const slot = c.peerSlot(peer.index);
+      c.peer[slot + 2]++;
+      c.peer[slot + 3] += len;
+      bytes += len;
+      out++;
+    }
+    this.lastBytes = bytes;
+    return out;
+  }
+}

@@ -1,0 +1,81 @@
+// TUN -> UDP: decides, for each packet read from flannel0, which peer gets it.
+// The packet itself becomes the UDP payload unchanged but for TTL and header
+// checksum (flannel's wire format: nothing added).
+
+import { LeaseTable } from '../routes/lease-table';
+import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS } from '../tun/batch';
+import { Counters, DropReason } from './counters';
+import { IcmpResponder } from './icmp';
+import * as ip from './ipv4';
+
+export class Encapsulator {
+  constructor(
+    private readonly table: LeaseTable,
+    private readonly counters: Counters,
+    private readonly icmp: IcmpResponder,
+  ) {}
+
+  /** Bytes of the packets the last `process` call accepted for sending. */
+  lastBytes = 0;
+
+  /**
+   * Rewrites the descriptors of `batch` in place: a packet to send gets its
+   * peer's address and port; a dropped one gets length 0 and is counted.
+   * ICMP errors are queued on the responder. Returns the number to send.
+   */
+  process(batch: PacketBatch): number {
+    const d = batch.data;
+    const desc = batch.desc;
+    const c = this.counters;
+    const drops = c.txDrops;
+    const local = this.table.localSubnet;
+    const localNet = local === undefined ? -1 : local.ip;
+    const localMask = local === undefined ? 0 : local.mask;
+    let out = 0;
+    let bytes = 0;
+    for (let i = 0, k = 0; i < batch.count; i++, k += DESC_WORDS) {
+      const off = desc[k + D_OFF];
+      const len = desc[k + D_LEN];
+      const check = ip.checkHeader(d, off, len);
+      if (check !== ip.HeaderCheck.OK) {
+        drops[check]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const dst = ip.dst(d, off);
+      if (ip.isNonUnicast(dst)) {
+        drops[DropReason.non_unicast_destination]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      if (((dst & localMask) >>> 0) === localNet) {
+        // Our own subnet lives behind cni0, not the overlay: sending it would loop.
+        drops[DropReason.local_destination]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      const peer = this.table.lookup(dst);
+      if (peer === undefined) {
+        drops[DropReason.no_route]++;
+        if (this.icmp.netUnreachable(d, off, len)) c.icmpSent++;
+        else c.icmpSuppressed++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      if (ip.decrementTtl(d, off) === 0) {
+        drops[DropReason.ttl_expired]++;
+        desc[k + D_LEN] = 0;
+        continue;
+      }
+      desc[k + D_ADDR] = peer.publicIp | 0;
+      desc[k + D_PORT] = peer.port;
+      const slot = c.peerSlot(peer.index);
+      c.peer[slot]++;
+      c.peer[slot + 1] += len;
+      bytes += len;
+      out++;
+    }
+    this.lastBytes = bytes;
+    return out;
+  }
+}

@@ -1,0 +1,434 @@
+// The etcd side of the control plane: a thin layer over the etcd3 client (v3
+// API) that speaks flannel's key layout and nothing else.
+//
+//   <prefix>/config              the network config JSON
+//   <prefix>/subnets/<a.b.c.d>-<len>  one key per node subnet, value = lease
+//                                JSON, attached to a 24 h etcd lease; a key
+//                                without an etcd lease is a reservation
+//
+// No retries here (the SubnetManager owns retry policy); every failure is a
+// RegistryError with code FLANNEL_ERR_ETCD and the etcd3 error as `cause`.
+// Every unary request has a deadline (requestTimeoutMs) so a dead etcd shows
+// up as an error instead of a hang.
+
+import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
+import { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
+import { LRUCache } from 'lru-cache';
+import { Ip4Net } from '../routes/ip4';
+import { Lease } from '../routes/lease-table';
+import { RegistryError, SubnetError, errorMessage } from './errors';
+import { LeaseAttrs, formatLeaseValue, parseLeaseValue } from './lease-value';
+import { Logger, silentLogger } from './log';
+import { parseSubnetKey, subnetKey } from './subnets';
+
+export const DEFAULT_PREFIX = '/coreos.com/network';
+/** flannel's subnetTTL: every lease is granted for 24 hours. */
+export const LEASE_TTL_SEC = 24 * 60 * 60;
+
+export interface RegistryOptions {
+  /** etcd client URLs, e.g. ["http://127.0.0.1:2379"]; https:// ones use TLS. */
+  endpoints: string[];
+  /** Key prefix, default /coreos.com/network (flanneld's --etcd-prefix). */
+  prefix?: string;
+  /** PEM file paths (--etcd-keyfile, --etcd-certfile, --etcd-cafile). */
+  tls?: { key?: string; cert?: string; ca?: string };
+  username?: string;
+  password?: string;
+  /** Deadline of each unary request, ms (default 5000). */
+  requestTimeoutMs?: number;
+  /** How long a new watch may take to be accepted before it counts as broken, ms (default 10000). */
+  watchConnectTimeoutMs?: number;
+  /** For warnings about unreadable subnet keys (default: silent). */
+  log?: Logger;
+}
+
+/** A subnet key as read from etcd: the routing Lease plus what is needed to update it safely. */
+export interface RegistryLease extends Lease {
+  /** The full etcd key. */
+  key: string;
+  /** etcd lease ID (decimal), "0" for a reservation (a key without an etcd lease). */
+  leaseId: string;
+  /** The key's mod revision: updates and deletes are conditional on it. */
+  modRevision: number;
+  /** The value exactly as stored. */
+  value: string;
+}
+
+export interface LeaseList {
+  leases: RegistryLease[];
+  /** The etcd revision the list is a snapshot of; watch from revision + 1. */
+  revision: number;
+}
+
+/**
+ * Callbacks of a lease watch. They are called in etcd's order, one at a time.
+ * After `broken` nothing more is delivered.
+ */
+export interface LeaseWatchHandlers {
+  /** A subnet key was created or changed. */
+  put(lease: RegistryLease, revision: number): void;
+  /** A subnet key was deleted (or its etcd lease expired or was revoked). */
+  delete(subnet: Ip4Net, key: string, revision: number): void;
+  /**
+   * The watch has stopped for good: etcd cancelled it (most often because
+   * its start revision was compacted away), the connection dropped, or it
+   * never got going. Events may have been missed: list again and start a new
+   * watch from that list's revision + 1. Called at most once.
+   */
+  broken(reason: Error): void;
+  /** etcd accepted the watch. */
+  connected?(): void;
+}
+
+export interface LeaseWatch {
+  /** Stops the watch. No handler is called afterwards. Resolves within a couple of seconds even if etcd is gone. */
+  cancel(): Promise<void>;
+}
+
+/** What the SubnetManager needs from a registry (the seam for tests). */
+export interface SubnetRegistry {
+  readonly prefix: string;
+  getConfig(): Promise<string | undefined>;
+  listLeases(): Promise<LeaseList>;
+  getLease(subnet: Ip4Net): Promise<RegistryLease | undefined>;
+  createLease(subnet: Ip4Net, attrs: LeaseAttrs, ttlSec?: number): Promise<RegistryLease | false>;
+  updateLease(existing: RegistryLease, attrs: LeaseAttrs, ttlSec?: number): Promise<RegistryLease | false>;
+  deleteLease(existing: RegistryLease): Promise<boolean>;
+  watchLeases(fromRevision: number, handlers: LeaseWatchHandlers): LeaseWatch;
+  close(): void;
+}
+
+export class EtcdRegistry implements SubnetRegistry {
+  readonly prefix: string;
+  private readonly subnetsPrefix: string;
+  private readonly client: Etcd3;
+  private readonly endpoints: string;
+  private readonly watchConnectTimeoutMs: number;
+  private readonly log: Logger;
+  // An etcd lease's expiry never moves: flannel renews by granting a new lease,
+  // never by keepalive. So an ID's expiry is fetched once.
+  private readonly expiries = new LRUCache<string, number>({ max: 8192 });
+
+  /** @throws RegistryError FLANNEL_ERR_ETCD_OPTIONS for unusable endpoints or TLS files. Does not connect. */
+  constructor(opts: RegistryOptions) {
+    if (!Array.isArray(opts.endpoints) || opts.endpoints.length === 0 || opts.endpoints.some((e) => e.trim() === '')) {
+      throw new RegistryError('no etcd endpoints given: set --etcd-endpoints, e.g. http://127.0.0.1:2379', {
+        code: 'FLANNEL_ERR_ETCD_OPTIONS',
+      });
+    }
+    for (const e of opts.endpoints) {
+      if (/^[a-z]+:\/\//i.test(e) && !/^https?:\/\//i.test(e)) {
+        throw new RegistryError(`etcd endpoint "${e}" must start with http:// or https://`, { code: 'FLANNEL_ERR_ETCD_OPTIONS' });
+      }
+    }
+    // path.Join semantics, as flannel: "/coreos.com/network/" and "/coreos.com/network" are the same prefix.
+    this.prefix = posix.join('/', opts.prefix ?? DEFAULT_PREFIX).replace(/\/$/, '') || '/';
+    this.subnetsPrefix = posix.join(this.prefix, 'subnets') + '/';
+    this.endpoints = opts.endpoints.join(',');
+    this.watchConnectTimeoutMs = opts.watchConnectTimeoutMs ?? 10_000;
+    this.log = opts.log ?? silentLogger;
+    const timeout = opts.requestTimeoutMs ?? 5000;
+
+    const options: IOptions = {
+      hosts: opts.endpoints,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+    };
+    const credentials = loadTls(opts.tls);
+    if (credentials) options.credentials = credentials;
+    if (opts.username) options.auth = { username: opts.username, password: opts.password ?? '' };
+    this.client = new Etcd3(options);
+  }
+
+  async getConfig(): Promise<string | undefined> {
+    try {
+      const v = await this.client.get(posix.join(this.prefix, 'config')).string();
+      return v ?? undefined;
+    } catch (e) {
+      throw this.wrap(`read of ${posix.join(this.prefix, 'config')}`, e);
+    }
+  }
+
+  /** Every subnet key, parsed; keys that are not flannel leases are skipped with a warning. */
+  async listLeases(): Promise<LeaseList> {
+    try {
+      const res = await this.client.getAll().prefix(this.subnetsPrefix).exec();
+      const parsed: RegistryLease[] = [];
+      const kvs = res.kvs;
+      // TTL lookups (one RPC per not-yet-seen etcd lease), a few at a time.
+      for (let i = 0; i < kvs.length; i += 16) {
+        const batch = await Promise.all(kvs.slice(i, i + 16).map((kv) => this.toLease(kv)));
+        for (const l of batch) if (l) parsed.push(l);
+      }
+      return { leases: parsed, revision: Number(res.header.revision) };
+    } catch (e) {
+      throw this.wrap(`list of ${this.subnetsPrefix}`, e);
+    }
+  }
+
+  async getLease(subnet: Ip4Net): Promise<RegistryLease | undefined> {
+    const key = this.keyOf(subnet);
+    try {
+      const res = await this.client.get(key).exec();
+      return res.kvs.length === 0 ? undefined : await this.toLease(res.kvs[0]);
+    } catch (e) {
+      throw this.wrap(`read of ${key}`, e);
+    }
+  }
+
+  /**
+   * Creates the subnet's key attached to a fresh etcd lease of ttlSec, in a
+   * transaction that succeeds only if the key does not exist (flannel's
+   * createSubnet). Returns false if someone holds the subnet already.
+   */
+  async createLease(subnet: Ip4Net, attrs: LeaseAttrs, ttlSec = LEASE_TTL_SEC): Promise<RegistryLease | false> {
+    const key = this.keyOf(subnet);
+    const value = formatLeaseValue(attrs);
+    return this.putWithNewLease(key, subnet, value, attrs, ttlSec, `creation of ${key}`, (c) =>
+      c.if(key, 'Version', '==', 0),
+    );
+  }
+
+  /**
+   * Re-puts an existing key with `attrs` on a fresh etcd lease of ttlSec —
+   * flannel's renewal (updateSubnet), and how a restarted node takes back its
+   * lease. Conditional on the key's mod revision being `existing.modRevision`:
+   * returns false if the key changed or vanished since it was read, so an
+   * expired key that another node re-created is never overwritten.
+   */
+  async updateLease(existing: RegistryLease, attrs: LeaseAttrs, ttlSec = LEASE_TTL_SEC): Promise<RegistryLease | false> {
+    const value = formatLeaseValue(attrs);
+    return this.putWithNewLease(existing.key, existing.subnet, value, attrs, ttlSec, `renewal of ${existing.key}`, (c) =>
+      c.if(existing.key, 'Mod', '==', existing.modRevision),
+    );
+  }
+
+  /** Deletes the key if it is unchanged since read; false if it changed or is gone. */
+  async deleteLease(existing: RegistryLease): Promise<boolean> {
+    try {
+      const res = await this.client
+        .if(existing.key, 'Mod', '==', existing.modRevision)
+        .then(this.client.delete().key(existing.key))
+        .commit();
+      return res.succeeded;
+    } catch (e) {
+      throw this.wrap(`deletion of ${existing.key}`, e);
+    }
+  }
+
+  /**
+   * Watches every subnet key from `fromRevision` on. etcd3 would silently
+   * resume a dropped stream, but a resume can miss nothing only if the
+   * revision is still in etcd's history; rather than reason about that, any
+   * disconnect or cancellation ends this watch via `broken` and the caller
+   * resyncs from a fresh list.
+   */
+  watchLeases(fromRevision: number, h: LeaseWatchHandlers): LeaseWatch {
+    const watcher: ReturnType<ReturnType<Etcd3['watch']>['watcher']> = this.client
+      .watch()
+      .prefix(this.subnetsPrefix)
+      .startRevision(String(fromRevision))
+      .watcher();
+    let done = false;
+    let queue: Promise<void> = Promise.resolve();
+
+    const stop = (how: 'cancel' | 'forget'): Promise<void> => {
+      clearTimeout(connectTimer);
+      if (how === 'forget') return Promise.resolve(); // etcd3 has already dropped it
+      const cancelled = watcher.cancel().catch(() => undefined);
+      return Promise.race([cancelled, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    };
+    const fail = (reason: Error, how: 'cancel' | 'forget'): void => {
+      if (done) return;
+      done = true;
+      void stop(how);
+      h.broken(reason);
+    };
+
+    const connectTimer = setTimeout(
+      () =>
+        fail(
+          new RegistryError(
+            `etcd did not accept a watch on ${this.subnetsPrefix} within ${this.watchConnectTimeoutMs} ms (endpoints ${this.endpoints}); is etcd reachable?`,
+          ),
+          'cancel',
+        ),
+      this.watchConnectTimeoutMs,
+    );
+
+    watcher.on('connected', () => {
+      clearTimeout(connectTimer);
+      if (!done) h.connected?.();
+    });
+    watcher.on('data', (res: IWatchResponse) => {
+      if (done) return;
+      const revision = Number(res.header.revision);
+      const events = res.events;
+      // TTL lookups make event handling async; chain them so order is kept.
+      queue = queue
+        .then(async () => {
+          for (const ev of events) {
+            if (done) return;
+            const key = ev.kv.key.toString();
+            const subnet = parseSubnetKey(key);
+            if (!key.startsWith(this.subnetsPrefix) || !subnet) {
+              this.log.warn(`ignoring etcd key ${key}: not a subnet lease`);
+              continue;
+            }
+            if (ev.type === 'Delete') {
+              h.delete(subnet, key, revision);
+            } else {
+              const lease = await this.toLease(ev.kv);
+              if (lease && !done) h.put(lease, revision);
+            }
+          }
+        })
+        .catch((e) => fail(this.wrap('watch event handling', e), 'cancel'));
+    });
+    watcher.on('disconnected', (e: Error) => fail(this.wrap(`watch of ${this.subnetsPrefix}`, e), 'forget'));
+    // Always listening for 'error': an EventEmitter without one throws.
+    watcher.on('error', (e: Error) =>
+      fail(
+        new RegistryError(
+          `etcd cancelled the watch on ${this.subnetsPrefix} from revision ${fromRevision} (${e.message || 'no reason given'}); ` +
+            'usually the revision was compacted away; resyncing from a fresh list',
+          { cause: e },
+        ),
+        'forget',
+      ),
+    );
+
+    return {
+      cancel: () => {
+        if (done) return Promise.resolve();
+        done = true;
+        return stop('cancel');
+      },
+    };
+  }
+
+  /** Closes the connections. Pending requests fail. */
+  close(): void {
+    this.client.close();
+  }
+
+  private keyOf(subnet: Ip4Net): string {
+    return this.subnetsPrefix + subnetKey(subnet);
+  }
+
+  private async putWithNewLease(
+    key: string,
+    subnet: Ip4Net,
+    value: string,
+    attrs: LeaseAttrs,
+    ttlSec: number,
+    what: string,
+    cond: (c: Etcd3) => ReturnType<Etcd3['if']>,
+  ): Promise<RegistryLease | false> {
+    let leaseId: string | undefined;
+    try {
+      const t0 = Date.now();
+      const grant = await this.client.leaseClient.leaseGrant({ TTL: ttlSec });
+      leaseId = grant.ID;
+      const expiration = t0 + Number(grant.TTL) * 1000;
+      const res = await cond(this.client).then(this.client.put(key).value(value).lease(leaseId)).commit();
+      if (!res.succeeded) {
+        this.revokeQuietly(leaseId);
+        return false;
+      }
+      this.expiries.set(leaseId, expiration);
+      return {
+        subnet,
+        publicIp: attrs.publicIp,
+        backendType: attrs.backendType,
+        ...(attrs.backendData !== undefined ? { backendData: attrs.backendData } : {}),
+        expiration,
+        key,
+        leaseId,
+        modRevision: Number(res.header.revision),
+        value,
+      };
+    } catch (e) {
+      if (leaseId !== undefined) this.revokeQuietly(leaseId);
+      throw this.wrap(what, e);
+    }
+  }
+
+  // The lease was granted for a key we did not get; don't leave it to expire.
+  private revokeQuietly(id: string): void {
+    this.client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
+  }
+
+  private async toLease(kv: IKeyValue): Promise<RegistryLease | undefined> {
+    const key = kv.key.toString();
+    const subnet = parseSubnetKey(key);
+    if (!subnet) {
+      this.log.warn(`ignoring etcd key ${key}: not a subnet lease`);
+      return undefined;
+    }
+    const value = kv.value.toString();
+    const attrs = parseLeaseValue(value);
+    if (typeof attrs === 'string') {
+      this.log.warn(`ignoring bad subnet lease ${key}: ${attrs}`);
+      return undefined;
+    }
+    const leaseId = String(kv.lease ?? '0');
+    const lease: RegistryLease = {
+      subnet,
+      publicIp: attrs.publicIp,
+      backendType: attrs.backendType,
+      key,
+      leaseId,
+      modRevision: Number(kv.mod_revision),
+      value,
+    };
+    if (attrs.backendData !== undefined) lease.backendData = attrs.backendData;
+    if (leaseId !== '0') lease.expiration = await this.expiryOf(leaseId);
+    return lease;
+  }
+
+  private async expiryOf(leaseId: string): Promise<number> {
+    const cached = this.expiries.get(leaseId);
+    if (cached !== undefined) return cached;
+    const t0 = Date.now();
+    const res = await this.client.leaseClient.leaseTimeToLive({ ID: leaseId });
+    const ttl = Number(res.TTL);
+    if (ttl < 0) return t0; // expired or revoked a moment ago; its delete event follows
+    const exp = t0 + ttl * 1000;
+    this.expiries.set(leaseId, exp);
+    return exp;
+  }
+
+  private wrap(what: string, e: unknown): Error {
+    if (e instanceof SubnetError) return e;
+    const name = e instanceof Error ? e.constructor.name : '';
+    const hint = /Auth|Permission|Unauthenticated/.test(name)
+      ? 'check --etcd-username/--etcd-password and the user\'s permissions on the prefix'
+      : `check that etcd is running and reachable at ${this.endpoints} (--etcd-endpoints, TLS files)`;
+    return new RegistryError(`etcd ${what} failed: ${errorMessage(e)}; ${hint}`, { cause: e });
+  }
+}
+
+function loadTls(tls: RegistryOptions['tls']): IOptions['credentials'] | undefined {
+  if (!tls || (!tls.key && !tls.cert && !tls.ca)) return undefined;
+  if (Boolean(tls.key) !== Boolean(tls.cert)) {
+    throw new RegistryError(
+      `TLS client authentication needs both --etcd-keyfile and --etcd-certfile (got only ${tls.key ? '--etcd-keyfile' : '--etcd-certfile'})`,
+      { code: 'FLANNEL_ERR_ETCD_OPTIONS' },
+    );
+  }
+  const read = (path: string | undefined, flag: string): Buffer | undefined => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new RegistryError(`cannot read ${flag} ${path}: ${errorMessage(e)}`, { code: 'FLANNEL_ERR_ETCD_OPTIONS', cause: e });
+    }
+  };
+  // grpc-js takes a null root certificate to mean "the system's roots"; etcd3's type says Buffer.
+  return {
+    rootCertificate: read(tls.ca, '--etcd-cafile') as Buffer,
+    privateKey: read(tls.key, '--etcd-keyfile'),
+    certChain: read(tls.cert, '--etcd-certfile'),
+  };
+}

@@ -1,0 +1,93 @@
+// The flannel_tun addon (src/tun/native/*.c, built by node-gyp at `npm ci`),
+// loaded lazily so that code which never touches the data plane (unit tests,
+// the CLI's help) works without it.
+//
+// Rules for every batch call (see batch.ts for the descriptor layout):
+// - fds are plain ints owned by the caller: the addon never closes one except
+//   in closeFd, and never keeps one after a call returns (pollStart keeps the
+//   number until pollStop).
+// - `data`/`desc` belong to the caller; the addon touches them only during the
+//   call. Every descriptor is checked against `data` before any syscall: a row
+//   outside it is a RangeError, never an out-of-bounds access.
+// - Addresses are IPv4 in host byte order as int32 bits (198.18.0.1 is
+//   0xc6120001 | 0); ports are plain numbers.
+// - Syscall failures throw an Error with `code` (errno name, e.g. 'EPERM'),
+//   `errno` (number) and `syscall` (the export's name). Wrong argument types
+//   throw TypeError; out-of-range numbers and rows, RangeError.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface TunOpenResult {
+  fd: number;
+  /** The kernel's name for the device (differs from the request for "" or "tun%d"). */
+  name: string;
+}
+
+export interface FlannelTunNative {
+  /** Opens /dev/net/tun (non-blocking, close-on-exec) and attaches it to a
+   *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE). Non-persistent: closing
+   *  the last fd deletes the device. Names longer than 15 bytes throw EINVAL. */
+  tunOpen(name: string, multiQueue: boolean): TunOpenResult;
+  /** Reads packets into slots 0..max-1 (slot i at i*slotSize) until EAGAIN or
+   *  `max`; fills D_OFF and D_LEN (D_ADDR, D_PORT = 0) of rows 0..count-1.
+   *  Returns count (0 when nothing is queued). */
+  tunRead(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
+  /** Writes each of rows 0..count-1 with D_LEN > 0, one packet per write.
+   *  Returns how many were written; refused packets are skipped (the caller
+   *  counts the rest as drops). Throws only for a bad fd. */
+  tunWrite(fd: number, data: Buffer, desc: Int32Array, count: number): number;
+  /** A blocking IPv4 UDP socket (SO_SNDTIMEO 100 ms, SO_REUSEADDR) bound to
+   *  bindAddr:port (0 = any). rcvbuf/sndbuf > 0 set buffer sizes, forced past
+   *  net.core.*mem_max when CAP_NET_ADMIN allows. */
+  udpOpen(bindAddr: number, port: number, rcvbuf: number, sndbuf: number): number;
+  /** One non-blocking recvmmsg of up to min(max, MAX_BATCH) datagrams into
+   *  slots of slotSize; fills all four words of rows 0..count-1 (D_ADDR/D_PORT
+   *  = source). D_LEN = -1 marks a datagram longer than its slot. */
+  udpRecv(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
+  /** sendmmsg of rows 0..count-1 with D_LEN > 0 to D_ADDR:D_PORT; count must
+   *  be <= MAX_BATCH. Refused messages are skipped, the rest still go; blocks
+   *  at most ~100 ms on a full send buffer. Returns how many were sent. */
+  udpSend(fd: number, data: Buffer, desc: Int32Array, count: number): number;
+  /** Calls cb() whenever fd is readable (level-triggered) until pollStop.
+   *  One watcher per fd per thread. Keeps the event loop alive. An exception
+   *  thrown by cb goes to process 'uncaughtException'. */
+  pollStart(fd: number, cb: () => void): PollHandle;
+  /** Stops the watcher; idempotent. After it returns cb is not called again
+   *  and the fd may be closed. */
+  pollStop(handle: PollHandle): void;
+  closeFd(fd: number): void;
+  readonly DESC_WORDS: number;
+  /** Most messages per udpRecv/udpSend call. */
+  readonly MAX_BATCH: number;
+}
+
+/** Opaque watcher handle returned by pollStart. */
+export type PollHandle = { readonly __pollHandle: unique symbol };
+
+// dist/src/tun/native.js -> <root>/build; src/tun/native.ts (ts-node) -> <root>/build.
+const CANDIDATES = [
+  path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flannel_tun.node'),
+  path.resolve(__dirname, '..', '..', 'build', 'Release', 'flannel_tun.node'),
+];
+
+let loaded: FlannelTunNative | undefined;
+
+/** The addon; throws a clear error if it has not been built. */
+export function native(): FlannelTunNative {
+  if (loaded) return loaded;
+  const file = CANDIDATES.find((f) => fs.existsSync(f));
+  if (!file) {
+    throw new Error(
+      `flannel-ts native addon not built (looked for ${CANDIDATES[0]}): ` +
+        'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild',
+    );
+  }
+  try {
+    loaded = require(file) as FlannelTunNative;
+  } catch (err) {
+    throw new Error(`cannot load ${file} (rebuild it for this Node: npx node-gyp rebuild): ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return loaded;
+}

@@ -1,0 +1,150 @@
+// flannel_tun: the module, its per-env state, errors and closeFd.
+//
+// Exports (types as seen from JS; see src/tun/native.ts for callers' rules):
+//   tunOpen(name, multiQueue) -> { fd, name }
+//   tunRead(fd, data, desc, max, slotSize) -> count
+//   tunWrite(fd, data, desc, count) -> written
+//   udpOpen(bindAddr, port, rcvbuf, sndbuf) -> fd
+//   udpRecv(fd, data, desc, max, slotSize) -> count
+//   udpSend(fd, data, desc, count) -> sent
+//   pollStart(fd, callback) -> handle;  pollStop(handle)
+//   closeFd(fd)
+//   DESC_WORDS, MAX_BATCH (numbers)
+#include "flannel_tun.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+env_state *get_state(napi_env env) {
+  void *p = NULL;
+  napi_get_instance_data(env, &p);
+  return p;
+}
+
+napi_value make_int(napi_env env, int64_t v) {
+  napi_value r;
+  if (napi_create_int64(env, v, &r) != napi_ok) return NULL;
+  return r;
+}
+
+napi_value napi_failed(napi_env env, napi_status status) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    napi_throw_error(env, NULL, info && info->error_message ? info->error_message : "N-API call failed");
+  }
+  return NULL;
+}
+
+napi_value throw_errno(napi_env env, int err, const char *op, const char *detail, const char *hint) {
+  char buf[256], msg[512];
+  const char *name = strerrorname_np(err);
+  // GNU strerror_r: thread-safe (workers), may return a static string instead of buf.
+  const char *text = strerror_r(err, buf, sizeof buf);
+  napi_value code, message, error, num, sys;
+
+  if (!name) name = "UNKNOWN";
+  snprintf(msg, sizeof msg, "%s%s%s: %s (%s)%s%s", op, detail ? " " : "", detail ? detail : "",
+           text, name, hint ? "; " : "", hint ? hint : "");
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok ||
+      napi_create_int32(env, err, &num) != napi_ok ||
+      napi_set_named_property(env, error, "errno", num) != napi_ok ||
+      napi_create_string_utf8(env, op, NAPI_AUTO_LENGTH, &sys) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", sys) != napi_ok) {
+    return napi_failed(env, napi_generic_failure);
+  }
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_fmt(napi_env env, bool range, const char *fmt, va_list ap) {
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (range)
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  else
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+napi_value throw_type(napi_env env, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  throw_fmt(env, false, fmt, ap);
+  va_end(ap);
+  return NULL;
+}
+
+napi_value throw_range(napi_env env, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  throw_fmt(env, true, fmt, ap);
+  va_end(ap);
+  return NULL;
+}
+
+// closeFd(fd): close(2). EINTR is not retried: on Linux the fd is already
+// released and a retry could close an fd another thread just opened.
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  if (close(fd) < 0 && errno != EINTR) {
+    char detail[32];
+    snprintf(detail, sizeof detail, "fd %d", fd);
+    return throw_errno(env, errno, "closeFd", detail, NULL);
+  }
+  return NULL;
+}
+
+// Env teardown (process exit or worker termination): watchers still running
+// must stop and close while their loop still exists. Runs before the env's
+// N-API teardown (cleanup hooks run in reverse order of registration).
+static void env_cleanup(void *arg) {
+  poll_close_all(arg);
+}
+
+static void env_free(napi_env env, void *data, void *hint) {
+  free(data);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  env_state *st = calloc(1, sizeof *st);
+  if (!st) {
+    napi_throw_error(env, NULL, "flannel_tun: out of memory");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_set_instance_data(env, st, env_free, NULL));
+  NAPI_CALL(env, napi_add_env_cleanup_hook(env, env_cleanup, st));
+
+  napi_value desc_words, max_batch;
+  NAPI_CALL(env, napi_create_int32(env, DESC_WORDS, &desc_words));
+  NAPI_CALL(env, napi_create_int32(env, MAX_BATCH, &max_batch));
+  napi_property_descriptor props[] = {
+    { "tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "DESC_WORDS", NULL, NULL, NULL, NULL, desc_words, napi_enumerable, NULL },
+    { "MAX_BATCH", NULL, NULL, NULL, NULL, max_batch, napi_enumerable, NULL },
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE_INIT() {
+  return init(env, exports);
+}
