@@ -3,13 +3,25 @@
 const USAGE = `usage: flannel-ts <command> [options]
 
 commands:
+  demo       a live three-host cluster on this machine, pods pinging across hosts
   bench      measure the udp backend against kernel vxlan and host-gw (see README)
   version    print the version
 `;
 
 export async function main(argv: string[]): Promise<void> {
+  try {
+    await run(argv);
+  } catch (e) {
+    process.stderr.write(`flannel-ts: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'demo':
+      return (await import('./demo')).main(rest);
     case 'bench':
       return (await import('../../bench/throughput')).main(rest);
     case 'version':

@@ -90,8 +90,11 @@ export class Host {
   startFlanneld(etcdEndpoint: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Daemon {
     const logFile = path.join(this.dir, `flanneld.log`);
     fs.appendFileSync(logFile, `--- start ${new Date().toISOString()}\n`);
+    // FLANNEL_TS_NODE_ARGS: extra node flags for the daemons (e.g. --cpu-prof), for profiling runs.
+    const nodeArgs = (process.env.FLANNEL_TS_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const argv = [
       process.execPath,
+      ...nodeArgs,
       path.join(REPO_ROOT, 'bin/flanneld'),
       `--etcd-endpoints=${etcdEndpoint}`,
       '--iface=eth0',

@@ -1,11 +1,17 @@
 // The lease table: which peer owns the subnet a packet is going to.
 //
 // The control plane (src/subnet) is the only writer; the data plane (src/encap)
-// reads it once per packet, so `lookup` is one mask and one Map probe per
+// reads it once per packet, so `lookup` is one shift and one Map probe per
 // distinct subnet length present (in practice one: every lease in a flannel
 // network has the Network's SubnetLen).
+//
+// Map keys are always small integers (V8 Smis, < 2^30): a raw IPv4 address
+// above 64.0.0.0 is not a Smi, and probing a Map with it would box a number on
+// the heap for every packet. So subnets are keyed by their subnet number
+// (address >>> (32 - prefixLen), SubnetLen <= 30) in one Map per length, and
+// public IPs by address >>> 2 with a short list to tell the four apart.
 
-import { Ip4, Ip4Net, formatIp4, maskOf } from './ip4';
+import { Ip4, Ip4Net, formatIp4 } from './ip4';
 
 /** One host's lease as the control plane sees it (flannel's etcd value, parsed). */
 export interface Lease {
@@ -32,11 +38,19 @@ export interface LeaseDiff {
   changed: Peer[];
 }
 
+/** Subnets of one prefix length, keyed by subnet number. */
+interface LengthTable {
+  prefixLen: number;
+  shift: number;
+  peers: Map<number, Peer>;
+}
+
+const subnetNumber = (ip: Ip4, prefixLen: number) => (prefixLen === 0 ? 0 : ip >>> (32 - prefixLen));
+
 export class LeaseTable {
-  private bySubnet = new Map<number, Peer>(); // key: subnet network address
-  private lengths: number[] = []; // distinct prefix lengths present, longest first
-  private lengthUse = new Map<number, number>();
-  private byPublicIp = new Map<Ip4, Peer[]>(); // usually one lease per public IP; NATed hosts may share
+  private tables: LengthTable[] = []; // longest prefix first
+  private byPublicIp = new Map<number, Peer[]>(); // key: publicIp >>> 2
+  private count = 0;
   private nextIndex = 0;
   private local: Ip4Net | undefined;
 
@@ -48,7 +62,7 @@ export class LeaseTable {
     this.local = subnet;
     const removed: Peer[] = [];
     if (subnet) {
-      const p = this.bySubnet.get(subnet.ip);
+      const p = this.get(subnet);
       if (p) {
         this.delete(p);
         removed.push(p);
@@ -62,37 +76,38 @@ export class LeaseTable {
   }
 
   get size(): number {
-    return this.bySubnet.size;
+    return this.count;
   }
 
   /** The peer whose subnet holds `dst`, or undefined. Hot path: no allocation. */
   lookup(dst: Ip4): Peer | undefined {
-    const lengths = this.lengths;
-    for (let i = 0; i < lengths.length; i++) {
-      const p = this.bySubnet.get((dst & maskOf(lengths[i])) >>> 0);
-      if (p !== undefined && p.subnet.prefixLen === lengths[i]) return p;
+    const tables = this.tables;
+    for (let i = 0; i < tables.length; i++) {
+      const t = tables[i];
+      const p = t.peers.get(t.shift === 32 ? 0 : dst >>> t.shift);
+      if (p !== undefined) return p;
     }
     return undefined;
   }
 
   /** The peer whose lease carries this public IP (receive-side source check), or undefined. */
   peerByAddress(ip: Ip4): Peer | undefined {
-    const list = this.byPublicIp.get(ip);
-    return list === undefined ? undefined : list[0];
+    const list = this.byPublicIp.get(ip >>> 2);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) if (list[i].publicIp === ip) return list[i];
+    return undefined;
   }
 
   peers(): Peer[] {
-    return [...this.bySubnet.values()];
+    return this.tables.flatMap((t) => [...t.peers.values()]);
   }
 
   /** Adds or replaces the lease for its subnet. Returns what changed for the data plane. */
   upsert(lease: Lease): LeaseDiff {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
     if (this.local && this.local.equals(lease.subnet)) return diff;
-    const old = this.bySubnet.get(lease.subnet.ip);
-    if (old && old.subnet.prefixLen === lease.subnet.prefixLen && old.publicIp === lease.publicIp) {
-      return diff;
-    }
+    const old = this.get(lease.subnet);
+    if (old && old.publicIp === lease.publicIp) return diff;
     const peer: Peer = {
       subnet: lease.subnet,
       publicIp: lease.publicIp,
@@ -107,8 +122,8 @@ export class LeaseTable {
 
   remove(subnet: Ip4Net): LeaseDiff {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
-    const old = this.bySubnet.get(subnet.ip);
-    if (old && old.subnet.prefixLen === subnet.prefixLen) {
+    const old = this.get(subnet);
+    if (old) {
       this.delete(old);
       diff.removed.push(old);
     }
@@ -125,7 +140,7 @@ export class LeaseTable {
       diff.added.push(...d.added);
       diff.changed.push(...d.changed);
     }
-    for (const p of [...this.bySubnet.values()]) {
+    for (const p of this.peers()) {
       if (!keep.has(p.subnet.toString())) {
         this.delete(p);
         diff.removed.push(p);
@@ -138,25 +153,32 @@ export class LeaseTable {
     return this.peers().map((p) => `${p.subnet} -> ${formatIp4(p.publicIp)}:${p.port}`);
   }
 
+  private get(subnet: Ip4Net): Peer | undefined {
+    return this.tables.find((t) => t.prefixLen === subnet.prefixLen)?.peers.get(subnetNumber(subnet.ip, subnet.prefixLen));
+  }
+
   private insert(p: Peer): void {
-    this.bySubnet.set(p.subnet.ip, p);
-    const list = this.byPublicIp.get(p.publicIp);
+    let t = this.tables.find((x) => x.prefixLen === p.subnet.prefixLen);
+    if (!t) {
+      t = { prefixLen: p.subnet.prefixLen, shift: 32 - p.subnet.prefixLen, peers: new Map() };
+      this.tables = [...this.tables, t].sort((a, b) => b.prefixLen - a.prefixLen);
+    }
+    t.peers.set(subnetNumber(p.subnet.ip, p.subnet.prefixLen), p);
+    this.count++;
+    const key = p.publicIp >>> 2;
+    const list = this.byPublicIp.get(key);
     if (list) list.push(p);
-    else this.byPublicIp.set(p.publicIp, [p]);
-    const n = this.lengthUse.get(p.subnet.prefixLen) ?? 0;
-    this.lengthUse.set(p.subnet.prefixLen, n + 1);
-    if (n === 0) this.lengths = [...this.lengthUse.keys()].sort((a, b) => b - a);
+    else this.byPublicIp.set(key, [p]);
   }
 
   private delete(p: Peer): void {
-    this.bySubnet.delete(p.subnet.ip);
-    const list = this.byPublicIp.get(p.publicIp)!.filter((q) => q !== p);
-    if (list.length === 0) this.byPublicIp.delete(p.publicIp);
-    else this.byPublicIp.set(p.publicIp, list);
-    const n = (this.lengthUse.get(p.subnet.prefixLen) ?? 1) - 1;
-    if (n === 0) {
-      this.lengthUse.delete(p.subnet.prefixLen);
-      this.lengths = [...this.lengthUse.keys()].sort((a, b) => b - a);
-    } else this.lengthUse.set(p.subnet.prefixLen, n);
+    const t = this.tables.find((x) => x.prefixLen === p.subnet.prefixLen)!;
+    t.peers.delete(subnetNumber(p.subnet.ip, p.subnet.prefixLen));
+    this.count--;
+    if (t.peers.size === 0) this.tables = this.tables.filter((x) => x !== t);
+    const key = p.publicIp >>> 2;
+    const list = this.byPublicIp.get(key)!.filter((q) => q !== p);
+    if (list.length === 0) this.byPublicIp.delete(key);
+    else this.byPublicIp.set(key, list);
   }
 }

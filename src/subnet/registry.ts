@@ -234,7 +234,7 @@ export class EtcdRegistry implements SubnetRegistry {
 
     const stop = (how: 'cancel' | 'forget'): Promise<void> => {
       clearTimeout(connectTimer);
-      if (how === 'forget') return Promise.resolve(); // etcd3 has already dropped it
+      if (how === 'forget') return Promise.resolve(); // etcd cancelled it and etcd3 has dropped it
       const cancelled = watcher.cancel().catch(() => undefined);
       return Promise.race([cancelled, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
     };
@@ -285,6 +285,7 @@ export class EtcdRegistry implements SubnetRegistry {
         })
         .catch((e) => fail(this.wrap('watch event handling', e), 'cancel'));
     });
+    // etcd3 keeps a disconnected watcher and re-attaches it on reconnect: detach it, we resync instead.
     watcher.on('disconnected', (e: Error) => fail(this.wrap(`watch of ${this.subnetsPrefix}`, e), 'forget'));
     // Always listening for 'error': an EventEmitter without one throws.
     watcher.on('error', (e: Error) =>
@@ -402,10 +403,14 @@ export class EtcdRegistry implements SubnetRegistry {
   private wrap(what: string, e: unknown): Error {
     if (e instanceof SubnetError) return e;
     const name = e instanceof Error ? e.constructor.name : '';
+    // etcd3 stops calling an endpoint for 5 s after 3 failures in a row (cockatiel's circuit breaker).
+    const detail = (e as { isBrokenCircuitError?: boolean } | null)?.isBrokenCircuitError
+      ? 'etcd has been failing repeatedly, requests are paused for a few seconds'
+      : errorMessage(e);
     const hint = /Auth|Permission|Unauthenticated/.test(name)
-      ? 'check --etcd-username/--etcd-password and the user\'s permissions on the prefix'
+      ? "check --etcd-username/--etcd-password and the user's permissions on the prefix"
       : `check that etcd is running and reachable at ${this.endpoints} (--etcd-endpoints, TLS files)`;
-    return new RegistryError(`etcd ${what} failed: ${errorMessage(e)}; ${hint}`, { cause: e });
+    return new RegistryError(`etcd ${what} failed: ${detail}; ${hint}`, { cause: e });
   }
 }
 

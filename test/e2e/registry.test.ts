@@ -2,7 +2,7 @@
 // here on 127.0.0.1 with random free ports and a temporary data dir, and
 // killed by pid afterwards. No root needed. Each test uses its own prefix.
 
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -152,8 +152,11 @@ before(async () => {
   await startEtcd();
 });
 
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
 after(async () => {
-  for (const c of cleanup.reverse()) await c();
   raw?.close();
   await stopEtcd();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
@@ -476,6 +479,9 @@ describe('SubnetManager', { skip }, () => {
     await waitFor('event after the outage', () => table.lookup(ip('198.19.2.1')), 15_000);
     assert.equal(table.size, 2);
     assert.deepEqual(states.slice(-2), [false, true]);
+    // One live watcher on the server: the dropped one was not resumed beside the new one.
+    const metrics = await (await fetch(`${endpoint}/metrics`)).text();
+    assert.match(metrics, /^etcd_debugging_mvcc_watcher_total 1$/m);
     assert.ok(lines.some((l) => /Lease watch ended|Couldn't list subnet leases/.test(l.msg)));
   });
 });
