@@ -37,7 +37,6 @@ export class Flanneld {
   private lease: Lease | undefined;
   private ready = false;
   private notReady = 'starting';
-  private readonly stats = { renewals: 0, renewFailures: 0, resyncs: 0 };
 
   constructor(
     private readonly opts: FlanneldOptions,
@@ -60,7 +59,12 @@ export class Flanneld {
         counters: () => this.dataPlane?.counters,
         table: () => this.table,
         batchSizes: () => this.dataPlane?.batchSizes,
-        control: () => ({ etcdUp: this.sm?.etcdUp ?? false, leaseRenewals: this.stats.renewals, leaseRenewFailures: this.stats.renewFailures, watchResyncs: this.stats.resyncs }),
+        control: () => ({
+          etcdUp: this.sm?.etcdUp ?? false,
+          leaseRenewals: this.sm?.stats.renewals ?? 0,
+          leaseRenewFailures: this.sm?.stats.renewFailures ?? 0,
+          watchResyncs: this.sm?.stats.resyncs ?? 0,
+        }),
       });
       this.health = await startHealthServer({
         host: o.healthzIp,

@@ -27,4 +27,5 @@ export {
   LeaseWatchHandlers,
   SubnetRegistry,
 } from './registry';
+export { acquireSubnetLease, AcquireParams } from './acquire';
 export { SubnetManager, SubnetManagerOptions } from './subnet-manager';

@@ -11,6 +11,7 @@
 // Every unary request has a deadline (requestTimeoutMs) so a dead etcd shows
 // up as an error instead of a hang.
 
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
@@ -286,7 +287,7 @@ export class EtcdRegistry implements SubnetRegistry {
         .catch((e) => fail(this.wrap('watch event handling', e), 'cancel'));
     });
     // etcd3 keeps a disconnected watcher and re-attaches it on reconnect: detach it, we resync instead.
-    watcher.on('disconnected', (e: Error) => fail(this.wrap(`watch of ${this.subnetsPrefix}`, e), 'forget'));
+    watcher.on('disconnected', (e: Error) => fail(this.wrap(`watch of ${this.subnetsPrefix}`, e), 'cancel'));
     // Always listening for 'error': an EventEmitter without one throws.
     watcher.on('error', (e: Error) =>
       fail(
@@ -422,18 +423,30 @@ function loadTls(tls: RegistryOptions['tls']): IOptions['credentials'] | undefin
       { code: 'FLANNEL_ERR_ETCD_OPTIONS' },
     );
   }
-  const read = (path: string | undefined, flag: string): Buffer | undefined => {
+  // Read and parse now: grpc would only say "connection failed" later.
+  const read = (path: string | undefined, flag: string, kind: 'cert' | 'key'): Buffer | undefined => {
     if (!path) return undefined;
+    let pem: Buffer;
     try {
-      return readFileSync(path);
+      pem = readFileSync(path);
     } catch (e) {
       throw new RegistryError(`cannot read ${flag} ${path}: ${errorMessage(e)}`, { code: 'FLANNEL_ERR_ETCD_OPTIONS', cause: e });
     }
+    try {
+      if (kind === 'cert') new X509Certificate(pem);
+      else createPrivateKey(pem);
+    } catch (e) {
+      throw new RegistryError(`${flag} ${path} is not a PEM ${kind === 'cert' ? 'certificate' : 'private key'}: ${errorMessage(e)}`, {
+        code: 'FLANNEL_ERR_ETCD_OPTIONS',
+        cause: e,
+      });
+    }
+    return pem;
   };
   // grpc-js takes a null root certificate to mean "the system's roots"; etcd3's type says Buffer.
   return {
-    rootCertificate: read(tls.ca, '--etcd-cafile') as Buffer,
-    privateKey: read(tls.key, '--etcd-keyfile'),
-    certChain: read(tls.cert, '--etcd-certfile'),
+    rootCertificate: read(tls.ca, '--etcd-cafile', 'cert') as Buffer,
+    privateKey: read(tls.key, '--etcd-keyfile', 'key'),
+    certChain: read(tls.cert, '--etcd-certfile', 'cert'),
   };
 }

@@ -21,7 +21,7 @@ import { LeaseAttrs } from './lease-value';
 import { Logger, silentLogger } from './log';
 import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
 import { Backoff, sleep } from './sleep';
-import { isSubnetCompatible, pickFreeSubnet, subnetCount } from './subnets';
+import { acquireSubnetLease } from './acquire';
 
 export interface SubnetManagerOptions {
   registry: SubnetRegistry;
@@ -115,6 +115,10 @@ export class SubnetManager extends EventEmitter {
     this.raceRetries = opts.raceRetries ?? 10;
     this.random = opts.random;
   }
+
+  /** Counters for /metrics: renewals by result, and full re-lists after the first. */
+  readonly stats = { renewals: 0, renewFailures: 0, resyncs: 0 };
+  private lists = 0;
 
   /** This node's current lease (undefined before acquireLease). */
   get lease(): Lease | undefined {
@@ -249,93 +253,20 @@ export class SubnetManager extends EventEmitter {
     if (this.closed) throw this.stopper.signal.reason;
   }
 
-  /** One pass of flannel's tryAcquireLease, repeated while we lose create races. */
   private async acquireOnce(config: NetworkConfig, previous: Ip4Net | undefined): Promise<RegistryLease> {
-    const me = formatIp4(this.attrs.publicIp);
-    for (let attempt = 0; attempt < this.raceRetries; attempt++) {
-      if (this.closed) throw this.stopper.signal.reason;
-      const { leases } = await this.registry.listLeases();
-      this.setUp(true);
-
-      // 1. A lease carrying our PublicIP. Several can exist when hosts share a
-      // public IP (NAT); prefer the one matching our previous subnet.
-      const mine = leases.filter((l) => l.publicIp === this.attrs.publicIp);
-      if (mine.length > 1) {
-        this.log.warn(
-          `${mine.length} leases carry this node's PublicIP ${me} (${mine.map((l) => l.subnet).join(', ')}): ` +
-            'do several hosts share it? Give each host its own --public-ip',
-        );
-      }
-      const rank = (l: RegistryLease): number =>
-        isSubnetCompatible(config, l.subnet) ? (previous && l.subnet.equals(previous) ? 0 : 1) : 2;
-      mine.sort((a, b) => rank(a) - rank(b));
-      const deleted = new Set<string>();
-      let changedUnderUs = false;
-      for (const l of mine) {
-        if (isSubnetCompatible(config, l.subnet)) {
-          if (l.leaseId === '0') {
-            this.log.info(`Found reservation ${l.subnet} for current IP (${me}), using it`);
-            return l;
-          }
-          const renewed = await this.registry.updateLease(l, this.attrs, this.ttlSec);
-          if (renewed) {
-            this.log.info(`Found lease ${l.subnet} for current IP (${me}), reusing`);
-            return renewed;
-          }
-          changedUnderUs = true; // changed between list and update: look again
-          break;
-        }
-        this.log.info(
-          `Found lease ${l.subnet} for current IP (${me}) but not compatible with current config ` +
-            `(/${config.subnetLen} subnets in ${formatIp4(config.subnetMin)} ... ${formatIp4(config.subnetMax)}), deleting`,
-        );
-        await this.registry.deleteLease(l);
-        deleted.add(l.key);
-      }
-      if (changedUnderUs) continue;
-      const taken = leases.filter((l) => !deleted.has(l.key));
-
-      // 2. The subnet from the subnet file, if it is still free and fits.
-      let subnet: Ip4Net | undefined;
-      const prev = previous;
-      if (prev) {
-        const holder = taken.find((l) => l.subnet.overlaps(prev));
-        if (holder) {
-          this.log.info(`Previous subnet ${prev} is now held by ${formatIp4(holder.publicIp)}, not reusing it`);
-        } else if (!isSubnetCompatible(config, prev)) {
-          this.log.error(`Found previously leased subnet (${prev}) that is not compatible with the Etcd network config, ignoring`);
-        } else {
-          this.log.info(`Found previously leased subnet (${prev}), reusing`);
-          subnet = prev;
-        }
-      }
-
-      // 3. Any free subnet.
-      if (!subnet) {
-        subnet = pickFreeSubnet(config, taken.map((l) => l.subnet), this.random);
-        if (!subnet) {
-          throw new SubnetError(
-            'FLANNEL_ERR_SUBNET_EXHAUSTED',
-            `no free subnet left: all ${subnetCount(config)} /${config.subnetLen} subnets from ${formatIp4(config.subnetMin)} to ` +
-              `${formatIp4(config.subnetMax)} in Network ${config.network} are leased or reserved; remove stale leases ` +
-              `(etcdctl del ${this.registry.prefix}/subnets/<subnet>) or widen Network/SubnetMin/SubnetMax`,
-          );
-        }
-        this.log.info(`Picked subnet ${subnet} in range ${formatIp4(config.subnetMin)} ... ${formatIp4(config.subnetMax)}`);
-      }
-
-      const created = await this.registry.createLease(subnet, this.attrs, this.ttlSec);
-      if (created) {
-        this.log.info(`Allocated lease (${subnet}) to current node (${me})`);
-        return created;
-      }
-      this.log.info(`Subnet ${subnet} was taken by another node a moment ago; trying again`);
-      previous = undefined; // someone holds it now
-    }
-    throw new SubnetError(
-      'FLANNEL_ERR_LEASE_RACE',
-      `gave up acquiring a subnet after losing ${this.raceRetries} races to other nodes; is something creating leases in a loop under ${this.registry.prefix}/subnets?`,
-    );
+    const lease = await acquireSubnetLease({
+      registry: this.registry,
+      config,
+      attrs: this.attrs,
+      previous,
+      ttlSec: this.ttlSec,
+      raceRetries: this.raceRetries,
+      random: this.random,
+      log: this.log,
+      signal: this.stopper.signal,
+    });
+    this.setUp(true);
+    return lease;
   }
 
   /** Makes `lease` this node's lease: schedules its renewal (none for a reservation) and marks it local. */
@@ -414,6 +345,7 @@ export class SubnetManager extends EventEmitter {
       if (this.closed || this.own !== own) return;
       if (renewed) {
         this.own = renewed;
+        this.stats.renewals++;
         this.lastLogged.delete('renew');
         this.log.info(`Lease renewed, new expiration: ${new Date(renewed.expiration ?? 0).toISOString()}`);
         this.scheduleRenew();
@@ -440,6 +372,7 @@ export class SubnetManager extends EventEmitter {
     } catch (e) {
       if (this.closed) return;
       this.setUp(false);
+      this.stats.renewFailures++;
       this.logDistinct('renew', 'error', `Error renewing lease (trying again in ${this.renewRetryMs / 1000} s): ${errorMessage(e)}`);
       if (this.own === own) this.scheduleRenew(this.renewRetryMs);
     } finally {
@@ -458,6 +391,7 @@ export class SubnetManager extends EventEmitter {
         this.setUp(true);
         if (this.closed) return;
         this.lastLogged.delete('list');
+        if (this.lists++ > 0) this.stats.resyncs++;
         this.applySnapshot(list.leases);
         const outcome = await this.runWatch(list.revision + 1);
         if (this.closed) return;

@@ -1,11 +1,23 @@
 // A batch of packets: the unit of work of the whole data plane.
 //
-// One pooled slab holds `slots` packets of up to `slotSize` bytes each; beside
-// it, an Int32Array of descriptors, DESC_WORDS per packet. The C addon reads
-// packets into the slab and fills descriptors; TypeScript reads headers in
-// place, edits them in place and sets each packet's destination (or drops it
-// by setting its length to 0); C then sends from the same bytes. Nothing is
-// copied or allocated per packet.
+// One pooled slab holds `slots` buffers of `slotSize` bytes each; beside it,
+// an Int32Array of `descCapacity` descriptors, DESC_WORDS each, one per packet.
+// The C addon reads packets into the slab and fills descriptors; TypeScript
+// reads headers in place, edits them in place and sets each packet's
+// destination (or drops it by setting its length to 0); C then sends from the
+// same bytes. Nothing is copied or allocated per packet.
+//
+// Usually one packet fills one slot and descriptor i points into slot i. A UDP
+// receive with GRO is the exception: one slot then holds up to 64 datagrams
+// that arrived coalesced, and each gets its own descriptor pointing into that
+// slot, so there are more descriptors than slots (count may exceed slots).
+// Such a batch needs 65536-byte slots and 64 descriptors per slot:
+// `new PacketBatch(64, 65536, 64 * 64)` (see UdpSocket.recv).
+//
+// Callers' rules: descriptors say where packets are; never assume descriptor i
+// is at i * slotSize. Read only rows 0..count-1. On send, rows may point
+// anywhere inside `data` (UDP GSO groups consecutive rows to the same
+// destination with the same length, wherever they lie).
 //
 // Ownership: a batch belongs to one loop (TUN->UDP or UDP->TUN). Descriptors
 // are valid from the call that filled them until the next fill.
@@ -23,18 +35,30 @@ export const DESC_WORDS = 4;
 /** Largest IPv4 packet; a slot of this size never truncates a datagram or a TUN read. */
 export const MAX_PACKET = 65535;
 
+/** Most datagrams the kernel coalesces into one UDP GRO receive (UDP_GRO_CNT_MAX). */
+export const GRO_MAX_SEGMENTS = 64;
+
 export class PacketBatch {
   readonly data: Buffer;
   readonly desc: Int32Array;
-  /** Number of filled descriptors (set by the reader). */
+  /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive. */
   count = 0;
 
+  /**
+   * @param slots buffers of `slotSize` bytes in `data`
+   * @param descCapacity descriptor rows in `desc` (>= slots; default slots).
+   *   A UDP receive batch with GRO wants slots * GRO_MAX_SEGMENTS.
+   */
   constructor(
     readonly slots: number,
     readonly slotSize: number = MAX_PACKET + 1,
+    readonly descCapacity: number = slots,
   ) {
+    if (!Number.isInteger(descCapacity) || descCapacity < slots) {
+      throw new RangeError(`descCapacity must be an integer >= slots (${slots}), got ${descCapacity}`);
+    }
     // Buffer.alloc, not allocUnsafe: a pooled slab must never expose stale heap memory.
     this.data = Buffer.alloc(slots * slotSize);
-    this.desc = new Int32Array(slots * DESC_WORDS);
+    this.desc = new Int32Array(descCapacity * DESC_WORDS);
   }
 }

@@ -38,15 +38,33 @@ export interface FlannelTunNative {
   tunWrite(fd: number, data: Buffer, desc: Int32Array, count: number): number;
   /** A blocking IPv4 UDP socket (SO_SNDTIMEO 100 ms, SO_REUSEADDR) bound to
    *  bindAddr:port (0 = any). rcvbuf/sndbuf > 0 set buffer sizes, forced past
-   *  net.core.*mem_max when CAP_NET_ADMIN allows. */
-  udpOpen(bindAddr: number, port: number, rcvbuf: number, sndbuf: number): number;
-  /** One non-blocking recvmmsg of up to min(max, MAX_BATCH) datagrams into
-   *  slots of slotSize; fills all four words of rows 0..count-1 (D_ADDR/D_PORT
-   *  = source). D_LEN = -1 marks a datagram longer than its slot. */
+   *  net.core.*mem_max when CAP_NET_ADMIN allows. offloads (both default
+   *  true): GRO is on if setsockopt(UDP_GRO) succeeds; GSO is on if the kernel
+   *  knows UDP_SEGMENT, until its first refusal. Unsupported offloads are
+   *  silently off (see udpOffloads), never an error. */
+  udpOpen(bindAddr: number, port: number, rcvbuf: number, sndbuf: number, offloads?: { gso?: boolean; gro?: boolean }): number;
+  /** The offloads on fd now. The state is per thread (env): a socket opened
+   *  elsewhere is probed on first use. Throws EBADF/ENOTSOCK. */
+  udpOffloads(fd: number): { gso: boolean; gro: boolean };
+  /** One non-blocking recvmmsg into slots of slotSize (message i in slot i);
+   *  fills all four words of rows 0..n-1 (D_ADDR/D_PORT = source) and returns
+   *  n, the number of descriptors. Without GRO: up to min(max, MAX_BATCH)
+   *  messages, one descriptor each. With GRO on the socket: slotSize must be
+   *  >= 65536 and desc must hold >= 64 rows (RangeError otherwise); up to
+   *  min(max, MAX_BATCH, floor(rows / 64)) messages, and a coalesced message
+   *  becomes one descriptor per datagram (D_OFF = slot offset + k * segment
+   *  size, the last may be shorter), so n may exceed max. D_LEN = -1 marks a
+   *  datagram longer than its slot. */
   udpRecv(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
-  /** sendmmsg of rows 0..count-1 with D_LEN > 0 to D_ADDR:D_PORT; count must
-   *  be <= MAX_BATCH. Refused messages are skipped, the rest still go; blocks
-   *  at most ~100 ms on a full send buffer. Returns how many were sent. */
+  /** sendmmsg of rows 0..count-1 with D_LEN > 0 to D_ADDR:D_PORT, one
+   *  datagram per row; count must be <= MAX_BATCH. With GSO, consecutive rows
+   *  to one destination with the same length (the last of a run may be
+   *  shorter; <= 64 rows, <= 65507 bytes) go as one UDP_SEGMENT message whose
+   *  iovecs point at the rows in place. Refused datagrams are skipped, the
+   *  rest still go (a refused GSO message is retried row by row; EIO, or
+   *  EINVAL for rows that go fine alone, turns GSO off for the socket); blocks
+   *  at most ~100 ms in all on a full send buffer. Returns how many rows
+   *  (packets) were sent. */
   udpSend(fd: number, data: Buffer, desc: Int32Array, count: number): number;
   /** Calls cb() whenever fd is readable (level-triggered) until pollStop.
    *  One watcher per fd per thread. Keeps the event loop alive. An exception
@@ -55,6 +73,7 @@ export interface FlannelTunNative {
   /** Stops the watcher; idempotent. After it returns cb is not called again
    *  and the fd may be closed. */
   pollStop(handle: PollHandle): void;
+  /** close(2); also forgets fd's UDP offload state. */
   closeFd(fd: number): void;
   readonly DESC_WORDS: number;
   /** Most messages per udpRecv/udpSend call. */

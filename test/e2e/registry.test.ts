@@ -4,9 +4,9 @@
 
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,33 +113,42 @@ async function otherNode(prefix: string, subnet: string, publicIp: string, ttl =
 
 let peerUrl = '';
 
-/** Starts etcd on the chosen ports (again, after a kill: same data dir, same cluster). */
-async function startEtcd(): Promise<void> {
-  etcd = spawn(
+function spawnEtcd(dir: string, client: string, peer: string, extra: string[] = []): ChildProcess {
+  return spawn(
     ETCD,
     [
       '--name=e2e',
-      `--data-dir=${join(dataDir, 'data')}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=e2e=${peerUrl}`,
+      `--data-dir=${join(dir, 'data')}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=e2e=${peer}`,
       '--logger=zap',
       '--log-level=error',
+      ...extra,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
+}
+
+async function killProcess(p: ChildProcess | undefined): Promise<void> {
+  if (!p?.pid) return;
+  const exited = p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r));
+  process.kill(p.pid, 'SIGKILL');
+  await exited;
+}
+
+/** Starts etcd on the chosen ports (again, after a kill: same data dir, same cluster). */
+async function startEtcd(): Promise<void> {
+  etcd = spawnEtcd(dataDir, endpoint, peerUrl);
   await waitFor('etcd to start', async () => (await raw.get('ping').exec()) && true, 20_000);
 }
 
 async function stopEtcd(): Promise<void> {
   const p = etcd;
   etcd = undefined;
-  if (!p?.pid) return;
-  const exited = p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r));
-  process.kill(p.pid, 'SIGKILL');
-  await exited;
+  await killProcess(p);
 }
 
 before(async () => {
@@ -229,6 +238,80 @@ describe('EtcdRegistry', { skip }, () => {
     } finally {
       reg.close();
     }
+  });
+});
+
+describe('EtcdRegistry over TLS with client certificates', { skip: skip || (existsSync('/usr/bin/openssl') ? false : 'no openssl') }, () => {
+  let dir = '';
+  let proc: ChildProcess | undefined;
+  let url = '';
+  const f = (n: string): string => join(dir, n);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flannel-ts-etcd-tls-'));
+    const ssl = (...args: string[]): void => {
+      execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
+    };
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=flannel-ts test CA');
+    for (const [name, usage] of [
+      ['server', 'serverAuth,clientAuth'],
+      ['client', 'clientAuth'],
+    ]) {
+      await writeFile(f(`${name}.ext`), `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=${usage}\n`);
+      ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+      ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+    }
+    const [cp, pp] = [await freePort(), await freePort()];
+    url = `https://127.0.0.1:${cp}`;
+    proc = spawnEtcd(dir, url, `http://127.0.0.1:${pp}`, [
+      `--cert-file=${f('server.crt')}`,
+      `--key-file=${f('server.key')}`,
+      `--trusted-ca-file=${f('ca.crt')}`,
+      '--client-cert-auth',
+    ]);
+    const probe = new EtcdRegistry({ endpoints: [url], tls: { ca: f('ca.crt'), cert: f('client.crt'), key: f('client.key') } });
+    try {
+      await waitFor('TLS etcd to start', async () => (await probe.getConfig()) === undefined, 20_000);
+    } finally {
+      probe.close();
+    }
+  });
+
+  after(async () => {
+    await killProcess(proc);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('client certificate accepted; leases work', async () => {
+    const reg = new EtcdRegistry({ endpoints: [url], tls: { ca: f('ca.crt'), cert: f('client.crt'), key: f('client.key') } });
+    try {
+      const l = await reg.createLease(Ip4Net.parse('198.19.3.0/24'), { publicIp: ip('198.18.0.3'), backendType: 'udp' });
+      assert.ok(l);
+      assert.equal((await reg.listLeases()).leases.length, 1);
+    } finally {
+      reg.close();
+    }
+  });
+
+  test('without a client certificate the request fails with FLANNEL_ERR_ETCD', async () => {
+    const reg = new EtcdRegistry({ endpoints: [url], tls: { ca: f('ca.crt') }, requestTimeoutMs: 2000 });
+    try {
+      await assert.rejects(reg.getConfig(), (e: Error & { code?: string }) => e.code === 'FLANNEL_ERR_ETCD');
+    } finally {
+      reg.close();
+    }
+  });
+
+  test('unusable TLS options are refused up front', async () => {
+    const opt = (tls: { key?: string; cert?: string; ca?: string }) => () => new EtcdRegistry({ endpoints: [url], tls });
+    const isOptions = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'FLANNEL_ERR_ETCD_OPTIONS' && re.test(e.message);
+    assert.throws(opt({ key: f('client.key') }), isOptions(/needs both --etcd-keyfile and --etcd-certfile/));
+    assert.throws(opt({ ca: f('missing.crt') }), isOptions(/cannot read --etcd-cafile .*missing\.crt/));
+    assert.throws(opt({ ca: f('client.key') }), isOptions(/--etcd-cafile .* is not a PEM certificate/));
+    assert.throws(opt({ cert: f('client.crt'), key: f('client.crt') }), isOptions(/--etcd-keyfile .* is not a PEM private key/));
+    assert.throws(() => new EtcdRegistry({ endpoints: [] }), isOptions(/--etcd-endpoints/));
+    assert.throws(() => new EtcdRegistry({ endpoints: ['unix:///run/etcd.sock'] }), isOptions(/http:\/\/ or https:\/\//));
   });
 });
 

@@ -62,9 +62,9 @@ function lineReader(child: ChildProcess): (timeoutMs?: number) => Promise<string
     });
 }
 
-/** Runs a tun-checks.js mode in ns and returns its JSON report. */
-async function checks(ns: string, mode: string): Promise<Record<string, any>> {
-  const child = startChild(ns, 'tun-checks.js', [mode]);
+/** Runs a tun-checks.js (or another fixture's) mode in ns and returns its JSON report. */
+async function checks(ns: string, mode: string, fixture = 'tun-checks.js'): Promise<Record<string, any>> {
+  const child = startChild(ns, fixture, [mode]);
   const next = lineReader(child);
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   const line = await next(20_000);
@@ -248,5 +248,72 @@ describe('in network namespaces', { skip: !isRoot && 'needs root (network namesp
     assert.equal(r.terminateCode, 1, 'terminate() with an active watcher completes');
     assert.equal(r.workerError, 'boom in worker');
     assert.equal(r.mainAfterWorkers, 1);
+  });
+
+  describe('UDP offloads', () => {
+    /** A receiver's view must be exactly the datagrams sent to it, in order, contents intact. */
+    const exact = (v: { expected: number[][]; seqLens: number[][]; bad: number[] }, what: string) => {
+      assert.deepEqual(v.seqLens, v.expected, `${what}: [seq, length] of each datagram, in order`);
+      assert.deepEqual(v.bad, [], `${what}: datagrams with wrong contents`);
+    };
+
+    it('GSO send: one datagram per packet on the wire, exact lengths and order', async () => {
+      const r = await checks(ns, 'gso', 'tun-offload.js');
+      assert.deepEqual(r.senderOffloads, { gso: true, gro: true });
+      assert.deepEqual(r.receiverOffloads, { gso: true, gro: false });
+      assert.equal(r.runSent, 41, 'the count is packets, not messages');
+      exact(r.run, 'node:dgram receiver');
+      assert.equal(r.run.messages, 41);
+      assert.equal(r.mixedSent, r.mixedPackets, 'every non-dropped row sent');
+      assert.equal(r.mixedPackets, r.mixedRows - 1);
+      exact(r.mixed1, 'mixed, first destination');
+      exact(r.mixed2, 'mixed, second destination');
+      assert.deepEqual(r.senderOffloadsAfter, { gso: true, gro: true }, 'loopback accepts every GSO message');
+    });
+
+    it('GRO receive: coalesced datagrams come back one descriptor each', async () => {
+      const r = await checks(ns, 'gro', 'tun-offload.js');
+      assert.deepEqual(r.receiverOffloads, { gso: true, gro: true });
+      assert.equal(r.runSent, 41);
+      exact(r.run, 'run');
+      assert.equal(r.run.messages, 1, '41 datagrams sent with GSO arrive as one message, one slot');
+      assert.equal(r.run.calls, 1);
+      exact(r.mixed, 'mixed');
+      // GSO groups to port 40111: 10 | 3 + a shorter 500 | 500 | 46 + 4 (70 000 bytes) | 1400 | 1401 + a shorter 1400.
+      assert.equal(r.mixed.messages, 7, 'one message per GSO group');
+      assert.deepEqual(r.plainOffloads, { gso: false, gro: true });
+      exact(r.plain, 'plain sender');
+      assert.equal(r.plain.messages, 41, 'without GSO nothing is coalesced on loopback');
+      assert.equal(r.smallSlots?.name, 'RangeError');
+      assert.match(r.smallSlots.message, /GRO/);
+      assert.equal(r.fewRows?.name, 'RangeError');
+      assert.equal(r.descBelowSlots?.name, 'RangeError');
+      assert.deepEqual(r.oneMessagePerCall, { first: 41, slots: 1 });
+    });
+
+    it('offloads off, refused by the device, and seen from another thread', async (t) => {
+      const r = await checks(ns, 'fallback', 'tun-offload.js');
+      assert.deepEqual(r.offTx, { gso: false, gro: false });
+      assert.deepEqual(r.offRx, { gso: false, gro: false });
+      assert.equal(r.offSent, 41);
+      exact(r.off, 'offloads off');
+      assert.equal(r.off.messages, 41);
+      assert.equal(r.badOffloads, 'TypeError');
+      assert.deepEqual(r.workerView, [{ gso: true, gro: true }, { gso: true, gro: false }], 'probed from the socket');
+      assert.equal(r.closedOffloads, 'EBADF');
+      // EMSGSIZE (segments over the route's MTU): retried one by one, fragmented by the kernel; GSO stays on.
+      assert.equal(r.mtuSent, 30);
+      assert.deepEqual(r.mtuAfter, { gso: true, gro: true });
+      assert.deepEqual(r.mtuUdpLens, [...Array(20).fill(1200), ...Array(10).fill(900)], 'one UDP datagram per packet');
+      assert.equal(r.mtuLaterFragments, 20, 'each 1200-byte datagram in two fragments');
+      // EINVAL for UDP_SEGMENT itself: resent one by one, GSO off from then on.
+      if (r.refusalSkipped) return t.skip(r.refusalSkipped);
+      assert.equal(r.noCheck, '1');
+      assert.deepEqual(r.refusalBefore, { gso: true, gro: true });
+      assert.equal(r.refusalSent, 41, 'the refused GSO message went out packet by packet');
+      assert.deepEqual(r.refusalAfter, { gso: false, gro: true }, 'GSO off after the refusal');
+      assert.equal(r.refusalSentAgain, 41);
+      exact(r.refusal, 'after the refusal');
+    });
   });
 });

@@ -18,6 +18,38 @@ bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv)
   return true;
 }
 
+bool get_args_opt(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv) {
+  size_t argc = max;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_failed(env, napi_generic_failure);
+    return false;
+  }
+  if (argc < min) {
+    throw_type(env, "expected at least %zu arguments, got %zu", min, argc);
+    return false;
+  }
+  return true; // N-API filled argv[argc..max-1] with undefined
+}
+
+bool prop_bool(napi_env env, napi_value obj, const char *name, bool dflt, bool *out) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) {
+    napi_failed(env, napi_generic_failure);
+    return false;
+  }
+  if (t == napi_undefined) {
+    *out = dflt;
+    return true;
+  }
+  if (t != napi_boolean) {
+    throw_type(env, "%s must be a boolean", name);
+    return false;
+  }
+  napi_get_value_bool(env, v, out);
+  return true;
+}
+
 bool arg_int(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out) {
   napi_valuetype t;
   double d;

@@ -4,9 +4,10 @@
 //   tunOpen(name, multiQueue) -> { fd, name }
 //   tunRead(fd, data, desc, max, slotSize) -> count
 //   tunWrite(fd, data, desc, count) -> written
-//   udpOpen(bindAddr, port, rcvbuf, sndbuf) -> fd
-//   udpRecv(fd, data, desc, max, slotSize) -> count
-//   udpSend(fd, data, desc, count) -> sent
+//   udpOpen(bindAddr, port, rcvbuf, sndbuf, offloads?) -> fd
+//   udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
+//   udpSend(fd, data, desc, count) -> packets sent
+//   udpOffloads(fd) -> { gso, gro }
 //   pollStart(fd, callback) -> handle;  pollStop(handle)
 //   closeFd(fd)
 //   DESC_WORDS, MAX_BATCH (numbers)
@@ -97,6 +98,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int fd;
   if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  udp_forget(get_state(env), fd);
   if (close(fd) < 0 && errno != EINTR) {
     char detail[32];
     snprintf(detail, sizeof detail, "fd %d", fd);
@@ -113,6 +115,7 @@ static void env_cleanup(void *arg) {
 }
 
 static void env_free(napi_env env, void *data, void *hint) {
+  free(((env_state *)data)->socks);
   free(data);
 }
 
@@ -135,6 +138,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpOffloads", NULL, udp_offloads, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },

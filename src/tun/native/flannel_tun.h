@@ -27,6 +27,33 @@
 // allocates.
 #define MAX_BATCH 1024
 
+// UDP segmentation offload limits (udp.c). One GSO send carries at most
+// GSO_MAX_SEGS equal-sized datagrams totalling at most UDP_MAX_PAYLOAD bytes;
+// the kernel coalesces at most GRO_MAX_SEGS (UDP_GRO_CNT_MAX) datagrams into
+// one GRO receive, which needs a slot of at least GRO_MIN_SLOT bytes.
+#define GSO_MAX_SEGS 64
+#define GRO_MAX_SEGS 64
+#define UDP_MAX_PAYLOAD 65507
+#define GRO_MIN_SLOT 65536
+
+// Room for one cmsg carrying a u16 (UDP_SEGMENT) or an int (UDP_GRO).
+typedef union {
+  char buf[CMSG_SPACE(sizeof(int))];
+  struct cmsghdr align;
+} cmsg_buf;
+
+// One outgoing message of udpSend: `segs` packets iov[first..first+segs-1] to
+// the same destination, sent as one UDP_SEGMENT (GSO) message when segs > 1.
+typedef struct {
+  int first;
+  int segs;
+} send_group;
+
+// Per-socket offload state, indexed by fd (see udp.c: sock_flags).
+#define SOCK_KNOWN 1 // entry filled (by udpOpen or by probing the fd)
+#define SOCK_GSO 2   // send with UDP_SEGMENT (cleared at the first refusal)
+#define SOCK_GRO 4   // UDP_GRO is on: receives may be coalesced
+
 typedef struct poll_s poll_s;
 
 // Per-env (main thread or worker) state: set as the env's instance data, so
@@ -35,6 +62,16 @@ typedef struct {
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   struct sockaddr_in addrs[MAX_BATCH];
+  // udpSend/udpRecv: a control buffer per message, the send groups, and a
+  // second header array for packets sent one by one after a GSO refusal.
+  cmsg_buf ctrl[MAX_BATCH];
+  send_group groups[MAX_BATCH];
+  struct mmsghdr single[MAX_BATCH];
+  // Offload flags (SOCK_*) of the UDP sockets this env used, indexed by fd;
+  // grown by udpOpen, cleared by closeFd. Per env: a socket moved to another
+  // thread is probed there again.
+  uint8_t *socks;
+  size_t nsocks;
   poll_s *polls; // active watchers, closed when the env tears down
 } env_state;
 
@@ -44,6 +81,12 @@ env_state *get_state(napi_env env);
 
 // Fetches exactly `n` arguments (missing ones are a TypeError).
 bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv);
+// Fetches at least `min` and up to `max` arguments; missing optional ones are
+// `undefined` in argv.
+bool get_args_opt(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv);
+// Property `name` of `obj` as a boolean; `undefined` (or a missing property)
+// gives `dflt`, anything else but a boolean is a TypeError.
+bool prop_bool(napi_env env, napi_value obj, const char *name, bool dflt, bool *out);
 // An integer-valued number in [min, max]: TypeError if not a number,
 // RangeError if fractional or out of range.
 bool arg_int(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out);
@@ -92,6 +135,9 @@ napi_value tun_write(napi_env env, napi_callback_info info);
 napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
 napi_value udp_send(napi_env env, napi_callback_info info);
+napi_value udp_offloads(napi_env env, napi_callback_info info);
+// closeFd: forgets fd's offload state.
+void udp_forget(env_state *st, int fd);
 napi_value poll_start(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
 // Env teardown: stops and closes every watcher still active.
