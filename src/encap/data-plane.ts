@@ -3,7 +3,7 @@
 // one read and one send syscall crossing per batch.
 
 import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch } from '../tun/batch';
+import { GRO_MAX_SEGMENTS, MAX_PACKET, PacketBatch } from '../tun/batch';
 import { TunDevice } from '../tun/tun-device';
 import { UdpSocket } from '../tun/udp-socket';
 import { Counters, DropReason } from './counters';
@@ -41,8 +41,10 @@ export class DataPlane {
     const size = opts.batchSize ?? 64;
     this.budget = opts.budget ?? 8;
     this.txBatch = new PacketBatch(size);
-    this.rxBatch = new PacketBatch(size);
-    this.batchSizes = new Float64Array(size + 1);
+    // With UDP GRO one received datagram may hold up to 64 packets: room for
+    // `size` datagrams' worth of descriptors pointing into their slots.
+    this.rxBatch = new PacketBatch(size, MAX_PACKET + 1, size * GRO_MAX_SEGMENTS);
+    this.batchSizes = new Float64Array(size * GRO_MAX_SEGMENTS + 1);
     this.icmp = new IcmpResponder();
     this.encap = new Encapsulator(table, this.counters, this.icmp);
     this.decap = new Decapsulator(table, this.counters);
@@ -72,7 +74,7 @@ export class DataPlane {
         this.tun.write(this.icmp.batch, this.icmp.batch.count);
         this.icmp.reset();
       }
-      if (n < b.slots) break;
+      if (n < b.slots) break; // drained: the TUN had fewer packets than a batch
     }
   }
 
@@ -91,7 +93,8 @@ export class DataPlane {
         if (written === toWrite) c.rxBytes += this.decap.lastBytes;
         c.rxDrops[DropReason.tun_write_failed] += toWrite - written;
       }
-      if (n < b.slots) break;
+      // n counts packets, not datagrams (GRO): keep going until a call comes
+      // back empty or the budget is spent; level-triggered polling resumes us.
     }
   }
 

@@ -9,6 +9,9 @@
 // - `data`/`desc` belong to the caller; the addon touches them only during the
 //   call. Every descriptor is checked against `data` before any syscall: a row
 //   outside it is a RangeError, never an out-of-bounds access.
+// - Readers return the number of descriptors filled. Usually descriptor i is
+//   slot i, but a UDP GRO receive cuts one slot into several descriptors, so
+//   udpRecv may fill more rows than `max`; always go by D_OFF.
 // - Addresses are IPv4 in host byte order as int32 bits (198.18.0.1 is
 //   0xc6120001 | 0); ports are plain numbers.
 // - Syscall failures throw an Error with `code` (errno name, e.g. 'EPERM'),

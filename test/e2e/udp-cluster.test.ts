@@ -196,6 +196,9 @@ describe('udp backend: three hosts, one etcd', () => {
     const net = h4.subnetEnv().subnet.replace(/\.1\/24$/, '.0');
     const target = pods.get('h4')![0];
     assert.equal(await h4.daemon!.stop('SIGTERM'), 0);
+    // SIGTERM removes flannel0 and keeps the lease, as flannel does.
+    assert.notEqual(h4.tryExec(['ip', 'link', 'show', 'flannel0']).status, 0, 'flannel0 removed');
+    assert.ok(etcd.get(`${prefix}/subnets/${net}-24`), 'lease kept in etcd');
     etcd.del(`${prefix}/subnets/${net}-24`);
     await hosts[0].daemon!.waitForLog(new RegExp(`Subnet removed: ${net.replace(/\./g, '\\.')}/24`));
     const r = pods.get('h1')![0].ping(target.ip, 1, 0.2, 1);

@@ -16,7 +16,7 @@ test('the allocation check can fail: a per-packet allocation shows up as GCs', (
   const leaky = `
     const { PerformanceObserver } = require('node:perf_hooks');
     let gcs = 0; const o = new PerformanceObserver((l) => (gcs += l.getEntries().length)); o.observe({ entryTypes: ['gc'] });
-    setImmediate(() => { let keep; for (let i = 0; i < 20000 * 128; i++) keep = { i }; setTimeout(() => console.log(JSON.stringify({ gcs })), 100); });`;
+    const ring = new Array(1024); setImmediate(() => { for (let i = 0; i < 20000 * 128; i++) ring[i & 1023] = { i }; setTimeout(() => console.log(JSON.stringify({ gcs })), 100); });`;
   const r = JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=1', '-e', leaky], { encoding: 'utf8' })) as { gcs: number };
   assert.ok(r.gcs > 0, 'allocating one small object per packet triggers GCs');
 });
