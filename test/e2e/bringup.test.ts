@@ -9,13 +9,14 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { FIXTURES, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from './helpers';
+import { FIXTURES, failureAware, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from './helpers';
 
 describe('bring-up', () => {
   let lab: Lab;
   let etcd: Etcd;
   const hosts: Host[] = [];
-  let failed = false;
+  const suite = failureAware();
+  const check = suite.check;
   let nextIp = 10;
   const newHost = (mtu = 1500) => {
     const h = new Host(lab, `b${nextIp}`, `198.18.0.${nextIp++}`, mtu);
@@ -27,18 +28,9 @@ describe('bring-up', () => {
     ({ lab, etcd } = await startLab());
   });
   after(async () => {
-    if (failed) dumpLogs(hosts, etcd);
+    if (suite.failed) dumpLogs(hosts, etcd);
     await lab?.destroy();
   });
-  const check = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
 
   check('daemons started before the config wait, write nothing, then come up', async () => {
     const prefix = uniquePrefix('late-config');

@@ -1,4 +1,5 @@
 // Shared pieces of the end-to-end tests: a lab with its own etcd, hosts
+import { test } from 'node:test';
 // running flanneld, and fixtures run inside namespaces.
 
 import * as fs from 'node:fs';
@@ -65,4 +66,24 @@ export function leaseKeys(etcd: Etcd, prefix: string): string[] {
 
 export function fileExists(p: string): boolean {
   return fs.existsSync(p);
+}
+
+/**
+ * `test` that remembers a failure, so the suite's `after` can print the
+ * daemons' logs (`if (suite.failed) dumpLogs(...)`) and CI output explains itself.
+ */
+export function failureAware(): { failed: boolean; check: (name: string, fn: () => Promise<void> | void) => void } {
+  const state = {
+    failed: false,
+    check: (name: string, fn: () => Promise<void> | void) =>
+      test(name, async () => {
+        try {
+          await fn();
+        } catch (e) {
+          state.failed = true;
+          throw e;
+        }
+      }),
+  };
+  return state;
 }

@@ -9,7 +9,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { FIXTURES, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { FIXTURES, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
 import { udpPacket } from './packets';
 
 const HEALTHZ = 9101;
@@ -20,7 +20,8 @@ describe('udp backend: three hosts, one etcd', () => {
   const prefix = uniquePrefix('cluster');
   const hosts: Host[] = [];
   const pods = new Map<string, Pod[]>();
-  let failed = false;
+  const suite = failureAware();
+  const check = suite.check;
 
   const start = (h: Host) => h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`]);
   const bringUp = async (h: Host, nPods = 2) => {
@@ -38,19 +39,10 @@ describe('udp backend: three hosts, one etcd', () => {
   });
 
   after(async () => {
-    if (failed) dumpLogs(hosts, etcd);
+    if (suite.failed) dumpLogs(hosts, etcd);
     await lab?.destroy();
   });
 
-  const check = (name: string, fn: () => Promise<void> | void) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
 
   check("each host has flannel's subnet.env, lease and flannel0", () => {
     const subnets = new Set<string>();
