@@ -30,6 +30,8 @@ export interface Peer {
   readonly publicIp: Ip4;
   readonly port: number;
   readonly index: number;
+  /** The lease's BackendData (e.g. vxlan's {"VtepMAC": …}); undefined for udp. */
+  readonly backendData?: unknown;
 }
 
 export interface LeaseDiff {
@@ -107,12 +109,13 @@ export class LeaseTable {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
     if (this.local && this.local.equals(lease.subnet)) return diff;
     const old = this.get(lease.subnet);
-    if (old && old.publicIp === lease.publicIp) return diff;
+    if (old && old.publicIp === lease.publicIp && JSON.stringify(old.backendData) === JSON.stringify(lease.backendData)) return diff;
     const peer: Peer = {
       subnet: lease.subnet,
       publicIp: lease.publicIp,
       port: this.port,
       index: old ? old.index : this.nextIndex++,
+      backendData: lease.backendData,
     };
     if (old) this.delete(old);
     this.insert(peer);

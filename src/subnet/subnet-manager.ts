@@ -29,6 +29,13 @@ export interface SubnetManagerOptions {
   publicIp: Ip4;
   /** Written as BackendType (default "udp"). */
   backendType?: string;
+  /** Written as BackendData (vxlan: {"VtepMAC": …}); udp has none. */
+  backendData?: unknown;
+  /**
+   * Which peers' leases go into the LeaseTable (default: all). A backend
+   * ignores leases it cannot reach, as flannel's do (vxlan skips udp nodes).
+   */
+  acceptLease?: (lease: Lease) => boolean;
   /** FLANNEL_SUBNET from the subnet file of the previous run (readSubnetFile). */
   previousSubnet?: Ip4Net;
   /** Renew this many minutes before expiry (--subnet-lease-renew-margin, default 60; fractions allowed for tests). */
@@ -68,7 +75,8 @@ interface WatchOutcome {
 
 export class SubnetManager extends EventEmitter {
   private readonly registry: SubnetRegistry;
-  private readonly attrs: LeaseAttrs;
+  private attrs: LeaseAttrs;
+  private accept: (lease: Lease) => boolean;
   private readonly previousSubnet: Ip4Net | undefined;
   private readonly log: Logger;
   private readonly ttlSec: number;
@@ -95,7 +103,8 @@ export class SubnetManager extends EventEmitter {
   constructor(opts: SubnetManagerOptions) {
     super();
     this.registry = opts.registry;
-    this.attrs = { publicIp: opts.publicIp, backendType: opts.backendType ?? 'udp' };
+    this.attrs = { publicIp: opts.publicIp, backendType: opts.backendType ?? 'udp', backendData: opts.backendData };
+    this.accept = opts.acceptLease ?? (() => true);
     this.previousSubnet = opts.previousSubnet;
     this.log = opts.log ?? silentLogger;
     this.ttlSec = opts.leaseTtlSec ?? LEASE_TTL_SEC;
@@ -119,6 +128,16 @@ export class SubnetManager extends EventEmitter {
   /** Counters for /metrics: renewals by result, and full re-lists after the first. */
   readonly stats = { renewals: 0, renewFailures: 0, resyncs: 0 };
   private lists = 0;
+
+  /**
+   * Sets what the lease will say about the backend, once the config has named
+   * it (flannel creates the backend between reading the config and leasing).
+   * Call before acquireLease.
+   */
+  useBackend(backendType: string, backendData: unknown, acceptLease: (lease: Lease) => boolean): void {
+    this.attrs = { ...this.attrs, backendType, backendData };
+    this.accept = acceptLease;
+  }
 
   /** This node's current lease (undefined before acquireLease). */
   get lease(): Lease | undefined {
@@ -445,7 +464,7 @@ export class SubnetManager extends EventEmitter {
   }
 
   private applySnapshot(leases: RegistryLease[]): void {
-    if (this.table) this.emitDiff(this.table.reset(leases));
+    if (this.table) this.emitDiff(this.table.reset(leases.filter(this.accept)));
     const own = this.own;
     if (!own || this.reacquiring) return;
     const current = leases.find((l) => l.subnet.equals(own.subnet));
@@ -474,7 +493,7 @@ export class SubnetManager extends EventEmitter {
         }
       }
     }
-    if (this.table) this.emitDiff(this.table.upsert(lease));
+    if (this.table) this.emitDiff(this.accept(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
   }
 
   private onDelete(subnet: Ip4Net): void {

@@ -1,0 +1,43 @@
+// A backend moves packets between this host's subnet and its peers'. The
+// daemon owns the control plane (config, lease, watch) and hands each backend
+// the same few moments of a lease's life, as flannel's backend.Network does.
+// Backends live one per folder: udp/ (flannel0 + our data plane), and the
+// kernel ones beside it.
+
+import { Counters } from '../encap/counters';
+import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
+import { NetworkConfig } from '../subnet/config';
+import type { ExternalInterface } from '../cli/iface';
+import type { Logger } from '../cli/log';
+
+export interface BackendContext {
+  ext: ExternalInterface;
+  log: Logger;
+}
+
+export interface Backend {
+  /** BackendType written in the lease. */
+  readonly type: string;
+  /**
+   * Before the lease is acquired: create what the lease must describe
+   * (vxlan: flannel.1, whose MAC goes in BackendData). Returns BackendData.
+   */
+  prepare(config: NetworkConfig): Promise<unknown>;
+  /** Whether a peer's lease is one this backend can reach (others are ignored). */
+  accepts(lease: Lease): boolean;
+  /**
+   * With our lease held: bring the data path up. `table` is the lease table
+   * the control plane keeps in sync; read it, never write it. Returns the
+   * MTU pods should use (FLANNEL_MTU).
+   */
+  start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number>;
+  /** The lease table changed (kernel backends program routes here). */
+  leasesChanged(diff: LeaseDiff): void;
+  /** Our lease moved to another subnet: re-address the device. */
+  relocate(lease: Lease): Promise<void>;
+  /** Stops forwarding and removes the backend's devices. */
+  stop(): Promise<void>;
+  /** Data-plane counters, for backends that forward in user space. */
+  readonly counters?: Counters;
+  readonly batchSizes?: Float64Array;
+}

@@ -1,0 +1,17 @@
+// Backend.Type → backend. The config validator (src/subnet/backends.ts) decides
+// which types are accepted; this maps each accepted type to its code.
+
+import { Backend, BackendContext } from './backend';
+import { UdpBackend } from './udp/udp-backend';
+
+const FACTORIES: Record<string, (ctx: BackendContext) => Backend> = {
+  udp: (ctx) => new UdpBackend(ctx),
+};
+
+export function createBackend(type: string, ctx: BackendContext): Backend {
+  const make = FACTORIES[type];
+  if (!make) throw Object.assign(new Error(`Backend.Type "${type}" has no implementation in flannel-ts`), { code: 'FLANNEL_ERR_CONFIG' });
+  return make(ctx);
+}
+
+export { Backend, BackendContext } from './backend';
