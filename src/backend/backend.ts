@@ -5,6 +5,7 @@
 // kernel ones beside it.
 
 import { Counters } from '../encap/counters';
+import type { Tracer } from '../encap/trace';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
 import type { ExternalInterface } from '../cli/iface';
@@ -40,4 +41,6 @@ export interface Backend {
   /** Data-plane counters, for backends that forward in user space. */
   readonly counters?: Counters;
   readonly batchSizes?: Float64Array;
+  /** Attaches or detaches a packet tracer; absent for kernel backends (no packets pass through flanneld). */
+  setTracer?(t: Tracer | undefined): void;
 }

@@ -11,6 +11,7 @@ import { EtcdRegistry } from '../subnet/registry';
 import { readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
 import { SubnetManager } from '../subnet/subnet-manager';
 import { FlanneldOptions } from './flags';
+import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
 import { ExternalInterface, findExternalInterface } from './iface';
 import { Logger } from './log';
@@ -22,6 +23,7 @@ export class Flanneld {
   private sm: SubnetManager | undefined;
   private registry: EtcdRegistry | undefined;
   private health: HealthServer | undefined;
+  private admin: AdminServer | undefined;
   private table: LeaseTable | undefined;
   private backend: Backend | undefined;
   private config: NetworkConfig | undefined;
@@ -83,6 +85,20 @@ export class Flanneld {
     this.sm.on('lease', (lease) => void this.leaseMoved(lease));
     this.sm.on('etcd', (up) => (up ? this.log.info('etcd is reachable again') : this.log.warn('etcd is unreachable; forwarding continues with the last known leases')));
     this.sm.startWatch(this.table);
+    if (this.opts.adminSocket) {
+      this.admin = await startAdminServer(
+        this.opts.adminSocket,
+        {
+          setTracer: (t) => {
+            if (!backend.setTracer) return false;
+            backend.setTracer(t);
+            return true;
+          },
+          leases: () => ({ local: this.lease?.subnet.toString(), backend: backend.type, peers: this.table?.describe() ?? [] }),
+        },
+        this.log,
+      );
+    }
 
     await this.writeSubnetEnv();
     this.ready = true;
@@ -152,6 +168,7 @@ export class Flanneld {
   async stop(): Promise<void> {
     this.ready = false;
     this.stopper.abort();
+    await this.admin?.close();
     await this.backend?.stop();
     await this.sm?.close();
     this.registry?.close();

@@ -67,6 +67,8 @@ export interface FlanneldOptions {
   iptablesResync: number;
   /** --iptables-forward-rules. */
   iptablesForwardRules: boolean;
+  /** --admin-socket (flannel-ts only): path of the trace socket; '' disables it. */
+  adminSocket: string;
   /** -v, klog's verbosity (0 = info; see log.ts for the mapping). */
   verbosity: number;
   /**
@@ -183,7 +185,9 @@ const FLANNELD_FLAGS: FlagSpec[] = [
  * collide with a flag a future flanneld adds; they are read from
  * FLANNELD_TS_<SOMETHING> like every other flag. None yet.
  */
-const FLANNEL_TS_FLAGS: FlagSpec[] = [];
+const FLANNEL_TS_FLAGS: FlagSpec[] = [
+  f('admin-socket', 'string', '/run/flannel/flannel-ts.sock', 'flannel-ts: unix socket for `flannel-ts trace` (mode 0600, root only; empty disables)'),
+];
 
 /**
  * klog output flags stock flanneld does NOT register (it copies only -v,
@@ -618,6 +622,7 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     healthzPort: intIn('healthz-port', 0, 65535, '', ' (0 disables the health server)'),
     iptablesResync: intIn('iptables-resync', 1, 2147483, ' seconds'),
     iptablesForwardRules: bool('iptables-forward-rules'),
+    adminSocket: get('admin-socket').value as string,
     verbosity: get('v').value as number,
     ignoredFlags: [...new Set(ignoredFlags)],
   };

@@ -4,6 +4,7 @@ const USAGE = `usage: flannel-ts <command> [options]
 
 commands:
   demo       a live three-host cluster on this machine, pods pinging across hosts
+  trace      watch a running flanneld's forwarding decisions (admin socket)
   bench      measure the udp backend against kernel vxlan and host-gw (see README)
   version    print the version
 `;
@@ -22,6 +23,8 @@ async function run(argv: string[]): Promise<void> {
   switch (cmd) {
     case 'demo':
       return (await import('./demo')).main(rest);
+    case 'trace':
+      return (await import('./trace')).main(rest);
     case 'bench':
       return (await import('../../bench/throughput')).main(rest);
     case 'version':

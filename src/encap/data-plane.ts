@@ -10,6 +10,7 @@ import { Counters, DropReason } from './counters';
 import { Decapsulator } from './decapsulator';
 import { Encapsulator } from './encapsulator';
 import { IcmpResponder } from './icmp';
+import { Tracer } from './trace';
 
 export interface DataPlaneOptions {
   /** Packets per batch (one syscall crossing each way). */
@@ -29,6 +30,10 @@ export class DataPlane {
   private readonly decap: Decapsulator;
   private readonly icmp: IcmpResponder;
   private readonly budget: number;
+  /** Attached by the admin socket while `flannel-ts trace` runs. */
+  tracer: Tracer | undefined;
+  /** This node's UDP address, for the outer header in traces. */
+  localAddress = { ip: 0, port: 0 };
   /** Batch-size histogram: index = packets in the batch (for metrics). */
   readonly batchSizes: Float64Array;
 
@@ -46,8 +51,8 @@ export class DataPlane {
     this.rxBatch = new PacketBatch(size, MAX_PACKET + 1, size * GRO_MAX_SEGMENTS);
     this.batchSizes = new Float64Array(size * GRO_MAX_SEGMENTS + 1);
     this.icmp = new IcmpResponder();
-    this.encap = new Encapsulator(table, this.counters, this.icmp);
-    this.decap = new Decapsulator(table, this.counters);
+    this.encap = new Encapsulator(table, this.counters, this.icmp, this.txBatch.descCapacity);
+    this.decap = new Decapsulator(table, this.counters, this.rxBatch.descCapacity);
   }
 
   start(): void {
@@ -64,6 +69,7 @@ export class DataPlane {
       c.batches++;
       this.batchSizes[n]++;
       const toSend = this.encap.process(b);
+      if (this.tracer !== undefined) this.tracer.observe('tx', b, this.encap.verdicts, this.table, this.localAddress);
       if (toSend > 0) {
         const sent = this.udp.send(b, n);
         c.txPackets += sent;
@@ -87,6 +93,7 @@ export class DataPlane {
       c.batches++;
       this.batchSizes[n]++;
       const toWrite = this.decap.process(b);
+      if (this.tracer !== undefined) this.tracer.observe('rx', b, this.decap.verdicts, this.table, this.localAddress);
       if (toWrite > 0) {
         const written = this.tun.write(b, n);
         c.rxPackets += written;

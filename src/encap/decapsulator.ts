@@ -12,7 +12,18 @@ export class Decapsulator {
   constructor(
     private readonly table: LeaseTable,
     private readonly counters: Counters,
-  ) {}
+    /** Most descriptors a batch can hold (the verdicts array's size). */
+    capacity = 4096,
+  ) {
+    this.verdicts = new Uint8Array(capacity);
+  }
+
+  /**
+   * Per descriptor of the last `process` call: 0 = forwarded, else the
+   * DropReason. Written for every packet (one byte store) so a tracer can
+   * explain decisions without a second code path.
+   */
+  readonly verdicts: Uint8Array;
 
   /** Bytes of the packets the last `process` call admitted. */
   lastBytes = 0;
@@ -26,11 +37,13 @@ export class Decapsulator {
     const desc = batch.desc;
     const c = this.counters;
     const drops = c.rxDrops;
+    const v = this.verdicts;
     const local = this.table.localSubnet;
     if (local === undefined) {
       // No lease yet: nothing can be for us.
       for (let i = 0; i < batch.count; i++) desc[i * DESC_WORDS + D_LEN] = 0;
       drops[DropReason.not_for_this_host] += batch.count;
+      v.fill(DropReason.not_for_this_host, 0, batch.count);
       return 0;
     }
     const net = local.ip;
@@ -43,23 +56,27 @@ export class Decapsulator {
       const len = desc[k + D_LEN];
       if (len < 0) {
         drops[DropReason.oversize]++;
+        v[i] = DropReason.oversize;
         desc[k + D_LEN] = 0;
         continue;
       }
       const peer = this.table.peerByAddress(desc[k + D_ADDR] >>> 0);
       if (peer === undefined) {
         drops[DropReason.unknown_source]++;
+        v[i] = DropReason.unknown_source;
         desc[k + D_LEN] = 0;
         continue;
       }
       const check = ip.checkHeader(d, off, len);
       if (check !== ip.HeaderCheck.OK) {
         drops[check]++;
+        v[i] = check;
         desc[k + D_LEN] = 0;
         continue;
       }
       if (!ip.headerChecksumOk(d, off)) {
         drops[DropReason.bad_checksum]++;
+        v[i] = DropReason.bad_checksum;
         desc[k + D_LEN] = 0;
         continue;
       }
@@ -68,11 +85,13 @@ export class Decapsulator {
       // source the kernel picks when this host itself talks to remote pods.
       if (((dst & mask) >>> 0) !== net || dst === bcast) {
         drops[DropReason.not_for_this_host]++;
+        v[i] = DropReason.not_for_this_host;
         desc[k + D_LEN] = 0;
         continue;
       }
       if (ip.decrementTtl(d, off) === 0) {
         drops[DropReason.ttl_expired]++;
+        v[i] = DropReason.ttl_expired;
         desc[k + D_LEN] = 0;
         continue;
       }
@@ -80,6 +99,7 @@ export class Decapsulator {
       c.peer[slot + 2]++;
       c.peer[slot + 3] += len;
       bytes += len;
+      v[i] = 0;
       out++;
     }
     this.lastBytes = bytes;

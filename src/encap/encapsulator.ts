@@ -13,7 +13,18 @@ export class Encapsulator {
     private readonly table: LeaseTable,
     private readonly counters: Counters,
     private readonly icmp: IcmpResponder,
-  ) {}
+    /** Most descriptors a batch can hold (the verdicts array's size). */
+    capacity = 4096,
+  ) {
+    this.verdicts = new Uint8Array(capacity);
+  }
+
+  /**
+   * Per descriptor of the last `process` call: 0 = forwarded, else the
+   * DropReason. Written for every packet (one byte store) so a tracer can
+   * explain decisions without a second code path.
+   */
+  readonly verdicts: Uint8Array;
 
   /** Bytes of the packets the last `process` call accepted for sending. */
   lastBytes = 0;
@@ -28,6 +39,7 @@ export class Encapsulator {
     const desc = batch.desc;
     const c = this.counters;
     const drops = c.txDrops;
+    const v = this.verdicts;
     const local = this.table.localSubnet;
     const localNet = local === undefined ? -1 : local.ip;
     const localMask = local === undefined ? 0 : local.mask;
@@ -39,24 +51,28 @@ export class Encapsulator {
       const check = ip.checkHeader(d, off, len);
       if (check !== ip.HeaderCheck.OK) {
         drops[check]++;
+        v[i] = check;
         desc[k + D_LEN] = 0;
         continue;
       }
       const dst = ip.dst(d, off);
       if (ip.isNonUnicast(dst)) {
         drops[DropReason.non_unicast_destination]++;
+        v[i] = DropReason.non_unicast_destination;
         desc[k + D_LEN] = 0;
         continue;
       }
       if (((dst & localMask) >>> 0) === localNet) {
         // Our own subnet lives behind cni0, not the overlay: sending it would loop.
         drops[DropReason.local_destination]++;
+        v[i] = DropReason.local_destination;
         desc[k + D_LEN] = 0;
         continue;
       }
       const peer = this.table.lookup(dst);
       if (peer === undefined) {
         drops[DropReason.no_route]++;
+        v[i] = DropReason.no_route;
         if (this.icmp.netUnreachable(d, off, len)) c.icmpSent++;
         else c.icmpSuppressed++;
         desc[k + D_LEN] = 0;
@@ -64,6 +80,7 @@ export class Encapsulator {
       }
       if (ip.decrementTtl(d, off) === 0) {
         drops[DropReason.ttl_expired]++;
+        v[i] = DropReason.ttl_expired;
         desc[k + D_LEN] = 0;
         continue;
       }
@@ -73,6 +90,7 @@ export class Encapsulator {
       c.peer[slot]++;
       c.peer[slot + 1] += len;
       bytes += len;
+      v[i] = 0;
       out++;
     }
     this.lastBytes = bytes;

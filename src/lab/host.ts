@@ -60,6 +60,7 @@ export class Host {
   readonly ns: string;
   readonly dir: string;
   readonly subnetFile: string;
+  readonly adminSocket: string;
   private pods = 0;
   daemon: Daemon | undefined;
 
@@ -77,6 +78,7 @@ export class Host {
     this.dir = path.join(lab.dir, name);
     fs.mkdirSync(this.dir, { recursive: true });
     this.subnetFile = path.join(this.dir, 'subnet.env');
+    this.adminSocket = path.join(this.dir, 'admin.sock');
   }
 
   exec(argv: string[], timeoutMs?: number): string {
@@ -99,6 +101,7 @@ export class Host {
       `--etcd-endpoints=${etcdEndpoint}`,
       '--iface=eth0',
       `--subnet-file=${this.subnetFile}`,
+      `--admin-socket=${this.adminSocket}`,
       ...extraArgs,
     ];
     this.daemon = new Daemon(this, this.lab.spawnIn(this.ns, argv, logFile, env), logFile);

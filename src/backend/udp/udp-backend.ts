@@ -3,6 +3,7 @@
 // carries exactly one IPv4 packet (flannel's wire format).
 
 import { Counters } from '../../encap/counters';
+import type { Tracer } from '../../encap/trace';
 import { DataPlane } from '../../encap/data-plane';
 import { Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
@@ -51,6 +52,7 @@ export class UdpBackend implements Backend {
       throw e;
     }
     this.dataPlane = new DataPlane(tun, udp, table);
+    this.dataPlane.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
     this.dataPlane.start();
     const off = udp.offloads;
     log.info(`${tun.name} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${this.mtu}, route ${config.network}; UDP ${ext.ifaceAddr}:${config.port} (GSO ${off.gso ? 'on' : 'off'}, GRO ${off.gro ? 'on' : 'off'})`);
@@ -67,6 +69,10 @@ export class UdpBackend implements Backend {
 
   async stop(): Promise<void> {
     this.dataPlane?.stop();
+  }
+
+  setTracer(t: Tracer | undefined): void {
+    if (this.dataPlane) this.dataPlane.tracer = t;
   }
 
   get counters(): Counters | undefined {
