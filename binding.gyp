@@ -8,6 +8,8 @@
         "src/tun/native/flannel_tun.c",
         "src/tun/native/args.c",
         "src/tun/native/tun.c",
+        "src/tun/native/tun_gro.c",
+        "src/tun/native/checksum.c",
         "src/tun/native/udp.c",
         "src/tun/native/poll.c"
       ],

@@ -14,6 +14,10 @@
 // Such a batch needs 65536-byte slots and 64 descriptors per slot:
 // `new PacketBatch(64, 65536, 64 * 64)` (see UdpSocket.recv).
 //
+// A TUN opened with vnetHdr reads a 10-byte virtio_net_hdr into the start of
+// each slot: its packet is at slot offset + 10 (D_OFF says so) and at most
+// slotSize - 10 bytes long. Descriptors always describe bare IPv4 packets.
+//
 // Callers' rules: descriptors say where packets are; never assume descriptor i
 // is at i * slotSize. Read only rows 0..count-1. On send, rows may point
 // anywhere inside `data` (UDP GSO groups consecutive rows to the same

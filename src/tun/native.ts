@@ -26,19 +26,58 @@ export interface TunOpenResult {
   name: string;
 }
 
+export interface TunOffloads {
+  /** IFF_VNET_HDR: reads and writes carry a 10-byte virtio_net_hdr (hidden from JS). */
+  vnetHdr: boolean;
+  /** tunWrite coalesces TCPv4 segments into GSO writes (off by request, or after the kernel refused one). */
+  gro: boolean;
+}
+
+/** One writev of tunWrite as planned by groPlan. */
+export interface GroUnit {
+  /** Rows of the batch in this write, in order; more than one = a GSO super-packet. */
+  rows: number[];
+  /** The 10-byte virtio_net_hdr written first (all zero for a plain packet). */
+  vnetHdr: Buffer;
+  /** A super-packet's IP + TCP header as written (the first row's, patched); null for a plain packet. */
+  header: Buffer | null;
+}
+
 export interface FlannelTunNative {
   /** Opens /dev/net/tun (non-blocking, close-on-exec) and attaches it to a
-   *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE). Non-persistent: closing
-   *  the last fd deletes the device. Names longer than 15 bytes throw EINVAL. */
-  tunOpen(name: string, multiQueue: boolean): TunOpenResult;
+   *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) (|IFF_VNET_HDR with a
+   *  10-byte header when vnetHdr, default false). Non-persistent: closing
+   *  the last fd deletes the device. Names longer than 15 bytes throw EINVAL.
+   *  gro (default true) matters only with vnetHdr: see tunWrite. IFF_VNET_HDR
+   *  belongs to the device: all queues of a multi-queue device must agree. */
+  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean, gro?: boolean): TunOpenResult;
   /** Reads packets into slots 0..max-1 (slot i at i*slotSize) until EAGAIN or
    *  `max`; fills D_OFF and D_LEN (D_ADDR, D_PORT = 0) of rows 0..count-1.
-   *  Returns count (0 when nothing is queued). */
+   *  Returns count (0 when nothing is queued). On a vnetHdr fd the slot
+   *  starts with the header: D_OFF = slot offset + 10, packets up to
+   *  slotSize - 10 bytes, checksums left partial by the kernel completed. */
   tunRead(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
-  /** Writes each of rows 0..count-1 with D_LEN > 0, one packet per write.
-   *  Returns how many were written; refused packets are skipped (the caller
-   *  counts the rest as drops). Throws only for a bad fd. */
+  /** Writes each of rows 0..count-1 with D_LEN > 0, in order. Returns how
+   *  many packets (rows) were written; refused packets are skipped (the
+   *  caller counts the rest as drops). Throws only for a bad fd. On a
+   *  vnetHdr fd with gro, runs of TCPv4 segments of one flow (see
+   *  src/tun/native/tun_gro.c for the rules) go as one GSO write; packets of
+   *  different flows may then be written in another order than their rows
+   *  (never within a flow). If the kernel refuses a GSO write (EINVAL) whose
+   *  segments go fine alone, gro turns off for the fd (see tunOffloads). */
   tunWrite(fd: number, data: Buffer, desc: Int32Array, count: number): number;
+  /** The offloads of a TUN fd now; an fd opened by another thread is probed
+   *  (gro is then assumed on when vnetHdr is). Throws for a non-TUN fd. */
+  tunOffloads(fd: number): TunOffloads;
+  /** Tests only: what tunWrite with gro would write for rows 0..count-1, one
+   *  unit per writev, in order; no syscall, data is left unchanged. */
+  groPlan(data: Buffer, desc: Int32Array, count: number): GroUnit[];
+  /** Tests only: the folded ones-complement sum (not inverted) of
+   *  data[offset..offset+length), as a 16-bit big-endian number; 0xffff over
+   *  a header or segment whose checksum is right. */
+  onesSum(data: Buffer, offset: number, length: number): number;
+  /** Tests only: the next GSO write on fd carries a header the kernel refuses (EINVAL). */
+  tunTestRefuseGso(fd: number): void;
   /** A blocking IPv4 UDP socket (SO_SNDTIMEO 100 ms, SO_REUSEADDR) bound to
    *  bindAddr:port (0 = any). rcvbuf/sndbuf > 0 set buffer sizes, forced past
    *  net.core.*mem_max when CAP_NET_ADMIN allows. offloads (both default
@@ -76,7 +115,7 @@ export interface FlannelTunNative {
   /** Stops the watcher; idempotent. After it returns cb is not called again
    *  and the fd may be closed. */
   pollStop(handle: PollHandle): void;
-  /** close(2); also forgets fd's UDP offload state. */
+  /** close(2); also forgets fd's UDP / TUN offload state. */
   closeFd(fd: number): void;
   readonly DESC_WORDS: number;
   /** Most messages per udpRecv/udpSend call. */

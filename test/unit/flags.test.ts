@@ -46,6 +46,7 @@ describe('defaults', () => {
       publicIp: undefined,
       subnetFile: '/run/flannel/subnet.env',
       subnetLeaseRenewMargin: 60,
+      adminSocket: '/run/flannel/flannel-ts.sock',
       ipMasq: false,
       healthzIp: '0.0.0.0',
       healthzPort: 0,
@@ -374,7 +375,9 @@ describe('--help and --version', () => {
     // sorted by name, as Go does
     const names = [...u.matchAll(/^ {2}-([a-z_-]+)/gm)].map((m) => m[1]);
     assert.deepEqual(names, [...names].sort());
-    assert.equal(names.length, 31);
+    // flanneld's 31 flags plus flannel-ts's own --admin-socket
+    assert.equal(names.length, 32);
+    assert.ok(names.includes('admin-socket'));
   });
 
   test('--version gives the version from package.json', () => {

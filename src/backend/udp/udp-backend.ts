@@ -42,7 +42,8 @@ export class UdpBackend implements Backend {
   async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     const { ext, log } = this.ctx;
     this.network = config.network;
-    const tun = TunDevice.open(TUN_NAME);
+    // vnet headers let the receive side write coalesced TCP super-packets (userspace GRO).
+    const tun = TunDevice.open(TUN_NAME, { vnetHdr: true });
     let udp: UdpSocket;
     try {
       configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
@@ -55,7 +56,11 @@ export class UdpBackend implements Backend {
     this.dataPlane.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
     this.dataPlane.start();
     const off = udp.offloads;
-    log.info(`${tun.name} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${this.mtu}, route ${config.network}; UDP ${ext.ifaceAddr}:${config.port} (GSO ${off.gso ? 'on' : 'off'}, GRO ${off.gro ? 'on' : 'off'})`);
+    const toff = tun.offloads;
+    log.info(
+      `${tun.name} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${this.mtu}, route ${config.network}; UDP ${ext.ifaceAddr}:${config.port} ` +
+        `(UDP GSO ${off.gso ? 'on' : 'off'}, UDP GRO ${off.gro ? 'on' : 'off'}, TUN vnet header ${toff.vnetHdr ? 'on' : 'off'}, TCP coalescing ${toff.gro ? 'on' : 'off'})`,
+    );
     return this.mtu;
   }
 

@@ -1,9 +1,12 @@
 // flannel_tun: the module, its per-env state, errors and closeFd.
 //
 // Exports (types as seen from JS; see src/tun/native.ts for callers' rules):
-//   tunOpen(name, multiQueue) -> { fd, name }
+//   tunOpen(name, multiQueue, vnetHdr?, gro?) -> { fd, name }
 //   tunRead(fd, data, desc, max, slotSize) -> count
 //   tunWrite(fd, data, desc, count) -> written
+//   tunOffloads(fd) -> { vnetHdr, gro }
+//   groPlan(data, desc, count) -> units;  onesSum(data, offset, length)  (tests)
+//   tunTestRefuseGso(fd)  (test hook)
 //   udpOpen(bindAddr, port, rcvbuf, sndbuf, offloads?) -> fd
 //   udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
 //   udpSend(fd, data, desc, count) -> packets sent
@@ -99,6 +102,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   int fd;
   if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
   udp_forget(get_state(env), fd);
+  tun_forget(get_state(env), fd);
   if (close(fd) < 0 && errno != EINTR) {
     char detail[32];
     snprintf(detail, sizeof detail, "fd %d", fd);
@@ -116,6 +120,7 @@ static void env_cleanup(void *arg) {
 
 static void env_free(napi_env env, void *data, void *hint) {
   free(((env_state *)data)->socks);
+  free(((env_state *)data)->tuns);
   free(data);
 }
 
@@ -135,6 +140,10 @@ static napi_value init(napi_env env, napi_value exports) {
     { "tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tunOffloads", NULL, tun_offloads, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tunTestRefuseGso", NULL, tun_test_refuse_gso, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "groPlan", NULL, gro_plan, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "onesSum", NULL, ones_sum, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL },

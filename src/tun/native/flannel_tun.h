@@ -54,6 +54,15 @@ typedef struct {
 #define SOCK_GSO 2   // send with UDP_SEGMENT (cleared at the first refusal)
 #define SOCK_GRO 4   // UDP_GRO is on: receives may be coalesced
 
+// Per-TUN-fd offload state, indexed by fd (see tun.c: tun_flags).
+#define TUN_KNOWN 1       // entry filled (by tunOpen or by probing the fd)
+#define TUN_VNET 2        // IFF_VNET_HDR: every read/write starts with a virtio_net_hdr
+#define TUN_GRO 4         // tunWrite coalesces TCPv4 segments (cleared at the first refusal)
+#define TUN_TEST_REFUSE 8 // test hook: the next GSO write is malformed (tunTestRefuseGso)
+
+// The virtio_net_hdr in front of every packet on a TUN_VNET fd.
+#define VNET_HDR_LEN 10
+
 typedef struct poll_s poll_s;
 
 // Per-env (main thread or worker) state: set as the env's instance data, so
@@ -72,6 +81,10 @@ typedef struct {
   // thread is probed there again.
   uint8_t *socks;
   size_t nsocks;
+  // Offload flags (TUN_*) of the TUN fds this env used, indexed by fd; grown
+  // by tunOpen (or the first use of an fd opened elsewhere), cleared by closeFd.
+  uint8_t *tuns;
+  size_t ntuns;
   poll_s *polls; // active watchers, closed when the env tears down
 } env_state;
 
@@ -132,6 +145,29 @@ napi_value make_int(napi_env env, int64_t v);
 napi_value tun_open(napi_env env, napi_callback_info info);
 napi_value tun_read(napi_env env, napi_callback_info info);
 napi_value tun_write(napi_env env, napi_callback_info info);
+napi_value tun_offloads(napi_env env, napi_callback_info info);
+napi_value tun_test_refuse_gso(napi_env env, napi_callback_info info);
+// closeFd: forgets fd's TUN offload state.
+void tun_forget(env_state *st, int fd);
+// The TUN_* flags of fd (probed with TUNGETIFF if this env has not seen it),
+// or -errno when it is not an open TUN fd. tun.c.
+int tun_flags(env_state *st, int fd);
+// Sets fd's flags (after tunOpen / a refusal); false when out of memory.
+bool tun_set_flags(env_state *st, int fd, int flags);
+
+// ---- TUN offloads (tun_gro.c) ----
+// tunWrite on a TUN_VNET fd: every row with D_LEN > 0 is written behind a
+// virtio_net_hdr; with TUN_GRO, runs of TCPv4 segments of one flow go as one
+// GSO super-packet. Returns the number of rows (packets) written, or -errno
+// for an fd that is gone (EBADF/EBADFD). *flags may lose TUN_GRO (refusal)
+// and TUN_TEST_REFUSE.
+int64_t tun_write_vnet(int fd, const batch_s *b, int64_t count, int *flags);
+// After a read on a TUN_VNET fd: buf holds the virtio_net_hdr and then len
+// bytes of packet. Completes a NEEDS_CSUM checksum in place.
+void tun_vnet_finish_read(uint8_t *buf, size_t len);
+napi_value gro_plan(napi_env env, napi_callback_info info);
+napi_value ones_sum(napi_env env, napi_callback_info info);
+
 napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
 napi_value udp_send(napi_env env, napi_callback_info info);

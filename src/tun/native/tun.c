@@ -3,6 +3,13 @@
 // A TUN fd moves one IP packet per read(2)/write(2); batching here means many
 // packets per JS->C crossing, not per syscall. The fd is non-blocking: reads
 // stop at EAGAIN and the caller waits for the next readability callback.
+//
+// With vnetHdr (IFF_VNET_HDR) every read and write starts with a 10-byte
+// virtio_net_hdr; JS never sees it: reads land after it (D_OFF = slot + 10)
+// and writes add it (tun_gro.c, which also coalesces TCP segments into one
+// GSO write when TUN_GRO is on). No TUNSETOFFLOAD: the kernel still hands us
+// plain, checksummed packets, and a NEEDS_CSUM one is completed here anyway.
+// The per-fd state (TUN_* flags) lives in the env's table indexed by fd.
 #include "flannel_tun.h"
 
 #include <errno.h>
@@ -10,9 +17,43 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+// ---- per-fd offload state ----
+
+bool tun_set_flags(env_state *st, int fd, int flags) {
+  if ((size_t)fd >= st->ntuns) {
+    size_t n = st->ntuns ? st->ntuns : 64;
+    while (n <= (size_t)fd) n *= 2;
+    uint8_t *p = realloc(st->tuns, n);
+    if (!p) return false;
+    memset(p + st->ntuns, 0, n - st->ntuns);
+    st->tuns = p;
+    st->ntuns = n;
+  }
+  st->tuns[fd] = (uint8_t)flags;
+  return true;
+}
+
+// An fd this env did not open (another thread's, or inherited) is probed once
+// with TUNGETIFF: IFF_VNET_HDR means headers, and then GRO is on (the
+// `gro: false` choice of another thread is not visible here).
+int tun_flags(env_state *st, int fd) {
+  if ((size_t)fd < st->ntuns && (st->tuns[fd] & TUN_KNOWN)) return st->tuns[fd];
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return -errno;
+  int f = TUN_KNOWN | ((ifr.ifr_flags & IFF_VNET_HDR) ? TUN_VNET | TUN_GRO : 0);
+  tun_set_flags(st, fd, f); // out of memory: probed again next time
+  return f;
+}
+
+void tun_forget(env_state *st, int fd) {
+  if (fd >= 0 && (size_t)fd < st->ntuns) st->tuns[fd] = 0;
+}
 
 static const char *tun_hint(int err) {
   if (err == EPERM || err == EACCES) return "flanneld must run as root or with CAP_NET_ADMIN";
@@ -20,20 +61,27 @@ static const char *tun_hint(int err) {
   return NULL;
 }
 
-// tunOpen(name: string, multiQueue: boolean) -> { fd, name }
+// tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean, gro?: boolean) -> { fd, name }
 // Creates (or attaches to) the TUN device `name` ("" or a "%d" template lets
 // the kernel pick). The device is not persistent: closing the last fd deletes
-// it. Returns the kernel's name for it.
+// it. Returns the kernel's name for it. vnetHdr (default false) adds
+// IFF_VNET_HDR with a 10-byte header (TUNSETVNETHDRSZ); gro (default true,
+// only with vnetHdr) lets tunWrite coalesce TCP segments. IFF_VNET_HDR is a
+// property of the device: every queue of a multi-queue device must agree.
 napi_value tun_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result, v;
+  napi_value argv[4], result, v;
   char name[64];
   size_t len = 0;
-  bool mq;
+  bool mq, vnet = false, gro = true;
   napi_valuetype t;
 
-  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!get_args_opt(env, info, 2, 4, argv)) return NULL;
   if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) return throw_type(env, "name must be a string");
   if (!arg_bool(env, argv[1], "multiQueue", &mq)) return NULL;
+  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+  if (t != napi_undefined && !arg_bool(env, argv[2], "vnetHdr", &vnet)) return NULL;
+  NAPI_CALL(env, napi_typeof(env, argv[3], &t));
+  if (t != napi_undefined && !arg_bool(env, argv[3], "gro", &gro)) return NULL;
   NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
 
   // The kernel silently truncates ifr_name to IFNAMSIZ-1 bytes; a caller
@@ -48,12 +96,17 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0) | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  int hdrsz = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0)) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "tunOpen", name, tun_hint(err));
+  }
+  if (!tun_set_flags(get_state(env), fd, TUN_KNOWN | (vnet ? TUN_VNET : 0) | (vnet && gro ? TUN_GRO : 0))) {
+    close(fd);
+    return throw_errno(env, ENOMEM, "tunOpen", name, NULL);
   }
 
   ifr.ifr_name[IFNAMSIZ - 1] = '\0';
@@ -61,6 +114,7 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
       napi_set_named_property(env, result, "fd", v) != napi_ok ||
       napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v) != napi_ok ||
       napi_set_named_property(env, result, "name", v) != napi_ok) {
+    tun_forget(get_state(env), fd);
     close(fd);
     return napi_failed(env, napi_generic_failure);
   }
@@ -71,6 +125,9 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
 // Reads packets into slots 0.. (slot i at byte i*slotSize) until EAGAIN or
 // `max` packets; sets D_OFF and D_LEN (D_ADDR and D_PORT to 0) of rows
 // 0..count-1. A packet longer than slotSize is truncated by the kernel.
+// On a vnetHdr fd the slot starts with the virtio_net_hdr: the packet is at
+// D_OFF = slot offset + 10 and may be up to slotSize - 10 bytes; a NEEDS_CSUM
+// packet gets its checksum completed first.
 // An error after some packets were read returns those packets; a persistent
 // error is thrown by the next call.
 napi_value tun_read(napi_env env, napi_callback_info info) {
@@ -84,9 +141,14 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
       !check_slots(env, &b, max, slot))
     return NULL;
 
+  int f = max > 0 ? tun_flags(get_state(env), fd) : 0;
+  int32_t hdr = f > 0 && (f & TUN_VNET) ? VNET_HDR_LEN : 0;
+  if (hdr && slot <= hdr) return throw_range(env, "slotSize must exceed the %d-byte virtio_net_hdr on a vnetHdr fd", hdr);
+
   int64_t n = 0;
   while (n < max) {
-    ssize_t r = read(fd, b.data + n * slot, (size_t)slot);
+    uint8_t *buf = b.data + n * slot;
+    ssize_t r = read(fd, buf, (size_t)slot);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0) break;
@@ -94,9 +156,13 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
       snprintf(detail, sizeof detail, "fd %d", fd);
       return throw_errno(env, errno, "tunRead", detail, NULL);
     }
+    if (hdr) {
+      if (r <= hdr) continue; // no packet behind the header: reuse the slot
+      tun_vnet_finish_read(buf, (size_t)r);
+    }
     int32_t *d = b.desc + n * DESC_WORDS;
-    d[D_OFF] = (int32_t)(n * slot);
-    d[D_LEN] = (int32_t)r;
+    d[D_OFF] = (int32_t)(n * slot) + hdr;
+    d[D_LEN] = (int32_t)r - hdr;
     d[D_ADDR] = 0;
     d[D_PORT] = 0;
     n++;
@@ -109,6 +175,9 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
 // kernel refuses (EINVAL for a malformed packet, EIO when the device is down,
 // ENOBUFS, ...) is skipped; the caller counts the difference as drops. Only a
 // bad fd (EBADF, EBADFD for a detached queue) throws.
+// On a vnetHdr fd each packet goes behind a zero virtio_net_hdr, and with GRO
+// runs of TCP segments of a flow go as one GSO write (tun_gro.c); the result
+// still counts packets (rows).
 napi_value tun_write(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   int fd;
@@ -118,6 +187,19 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 4, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
       !arg_int(env, argv[3], "count", 0, INT32_MAX, &count) || !check_rows(env, &b, count))
     return NULL;
+
+  env_state *st = get_state(env);
+  int f = count > 0 ? tun_flags(st, fd) : 0;
+  if (f > 0 && (f & TUN_VNET)) {
+    int64_t r = tun_write_vnet(fd, &b, count, &f);
+    if ((size_t)fd < st->ntuns) st->tuns[fd] = (uint8_t)f; // GRO refused, test hook used
+    if (r < 0) {
+      char detail[32];
+      snprintf(detail, sizeof detail, "fd %d", fd);
+      return throw_errno(env, (int)-r, "tunWrite", detail, NULL);
+    }
+    return make_int(env, r);
+  }
 
   int64_t written = 0;
   for (int64_t i = 0; i < count; i++) {
@@ -136,4 +218,39 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
     }
   }
   return make_int(env, written);
+}
+
+// tunOffloads(fd) -> { vnetHdr, gro }: what tunRead/tunWrite do on fd now
+// (gro goes off by itself when the kernel refuses a GSO write). An fd this
+// thread did not open is probed (TUNGETIFF). Throws for a non-TUN fd.
+napi_value tun_offloads(napi_env env, napi_callback_info info) {
+  napi_value argv[1], r, vnet, gro;
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  int f = tun_flags(get_state(env), fd);
+  if (f < 0) {
+    char detail[32];
+    snprintf(detail, sizeof detail, "fd %d", fd);
+    return throw_errno(env, -f, "tunOffloads", detail, NULL);
+  }
+  NAPI_CALL(env, napi_create_object(env, &r));
+  NAPI_CALL(env, napi_get_boolean(env, (f & TUN_VNET) != 0, &vnet));
+  NAPI_CALL(env, napi_get_boolean(env, (f & TUN_GRO) != 0, &gro));
+  NAPI_CALL(env, napi_set_named_property(env, r, "vnetHdr", vnet));
+  NAPI_CALL(env, napi_set_named_property(env, r, "gro", gro));
+  return r;
+}
+
+// tunTestRefuseGso(fd): test hook. The next GSO write on fd carries a header
+// the kernel must refuse (csum_offset 0 for TCP: EINVAL on Linux >= 6.11 and
+// 6.6.44+), to exercise the fallback. Returns nothing.
+napi_value tun_test_refuse_gso(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  env_state *st = get_state(env);
+  int f = tun_flags(st, fd);
+  if (f < 0) return throw_errno(env, -f, "tunTestRefuseGso", NULL, NULL);
+  tun_set_flags(st, fd, f | TUN_TEST_REFUSE);
+  return NULL;
 }
