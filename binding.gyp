@@ -9,6 +9,7 @@
         "src/tun/native/args.c",
         "src/tun/native/tun.c",
         "src/tun/native/tun_gro.c",
+        "src/tun/native/tun_tso.c",
         "src/tun/native/checksum.c",
         "src/tun/native/udp.c",
         "src/tun/native/poll.c"

@@ -1,176 +1,308 @@
-// The netns throughput bench: two hosts, and between their pods single-stream
-// TCP (iperf3) over flannel-ts's udp backend, kernel vxlan and host-gw, all on
-// the same topology, alternating backends each round. Figures are medians and
-// are judged as a ratio to vxlan measured in the same run.
+// `flannel-ts bench` (also `npm run bench`): udp against kernel vxlan and
+// host-gw, every backend through flannel-ts's own flanneld, on the same two
+// lab hosts in the same run. One flanneld per backend per host, each with its
+// own etcd prefix, Network and bridge (src/lab/topology.ts), so all three are
+// up at once and every round measures each backend in turn (the order rotates
+// each round). Figures are medians over rounds, and ratios to vxlan measured
+// in the same run.
 //
-//   npm run bench -- [--duration S] [--repeat N] [--backends udp,vxlan,host-gw] [--json FILE]
+//   flannel-ts bench [--backends udp,vxlan,host-gw] [--duration S] [--repeat N]
+//                    [--mtu BYTES] [--json FILE] [--svg FILE]
+//                    [--control-plane] [--cp-leases N] [--cp-burst N] [--cp-memory-leases N]
+//                    [--no-data-plane]
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { Lab } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host, Pod } from '../src/lab/host';
-import { setupHostGw, setupVxlan } from '../src/lab/topology';
-import { runAsync, sleep, waitFor } from '../src/util/sh';
+import { BACKENDS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../src/lab/topology';
+import { tryRun, sleep } from '../src/util/sh';
+import { controlPlaneBench, startSink } from './lib/control-plane';
+import { cpuSeconds, ping, quantile, tcp, udpSmall } from './lib/measure';
+import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, formatTable, renderSvg, summarize } from './lib/report';
 
-const BACKENDS = ['udp', 'vxlan', 'host-gw'] as const;
-type Backend = (typeof BACKENDS)[number];
-
-interface Options {
+export interface BenchOptions {
+  backends: BackendName[];
   duration: number;
   repeat: number;
-  backends: Backend[];
-  json?: string;
   mtu: number;
+  json?: string;
+  svg?: string;
+  dataPlane: boolean;
+  controlPlane: boolean;
+  cpLeases: number;
+  cpBurst: number;
+  cpMemoryLeases: number;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { duration: 10, repeat: 3, backends: [...BACKENDS], mtu: 1500 };
+const USAGE = `usage: flannel-ts bench [options]
+
+Builds two hosts in network namespaces and measures pod-to-pod traffic through
+each backend's flanneld: TCP (1 and 4 streams), 64-byte UDP packets, ping RTT,
+the daemon's CPU per GB. Medians of --repeat rounds, backends alternating.
+
+  --backends LIST        comma-separated, from udp,vxlan,host-gw (default: all)
+  --duration SECONDS     per iperf3 test (default 10)
+  --repeat N             rounds (default 3)
+  --mtu BYTES            underlay MTU (default 1500)
+  --json FILE            write the results (schema flannel-ts-bench/1, see README)
+  --svg FILE             write a chart
+  --control-plane        also measure lease→forwarding latency and memory
+  --cp-leases N          leases for the latency percentiles (default 1000)
+  --cp-burst N           leases written at once (default 1000)
+  --cp-memory-leases N   leases held for the memory figure (default 10000)
+  --no-data-plane        skip the throughput part (with --control-plane)
+`;
+
+export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
+  const o: BenchOptions = { backends: [...BACKENDS], duration: 10, repeat: 3, mtu: 1500, dataPlane: true, controlPlane: false, cpLeases: 1000, cpBurst: 1000, cpMemoryLeases: 10_000 };
+  const num = (k: string, v: string | undefined, min: number, int = true): number => {
+    const n = Number(v);
+    if (v === undefined || v === '' || !Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) {
+      throw new Error(`bench: --${k} needs ${int ? 'an integer' : 'a number'} of at least ${min}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+    }
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
-    const [k, inline] = argv[i].replace(/^--?/, '').split('=', 2);
+    const a = argv[i];
+    if (!a.startsWith('-')) throw new Error(`bench: unexpected argument "${a}"\n${USAGE}`);
+    const eq = a.indexOf('=');
+    const k = (eq >= 0 ? a.slice(0, eq) : a).replace(/^--?/, '');
+    const inline = eq >= 0 ? a.slice(eq + 1) : undefined;
     const v = () => inline ?? argv[++i];
     switch (k) {
+      case 'h':
+      case 'help':
+        return 'help';
       case 'duration':
-        o.duration = Number(v());
+        o.duration = num(k, v(), 0.1, false);
         break;
       case 'repeat':
-        o.repeat = Number(v());
+        o.repeat = num(k, v(), 1);
         break;
-      case 'backends':
-        o.backends = v().split(',') as Backend[];
+      case 'mtu':
+        o.mtu = num(k, v(), 576);
+        if (o.mtu > 65535) throw new Error('bench: --mtu is at most 65535');
         break;
+      case 'backends': {
+        const list = (v() ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        if (list.length === 0) throw new Error(`bench: --backends needs a list such as udp,vxlan,host-gw`);
+        for (const b of list) if (!isBackendName(b)) throw new Error(`bench: unknown backend "${b}" (choose from ${BACKENDS.join(', ')})`);
+        o.backends = [...new Set(list)] as BackendName[];
+        break;
+      }
       case 'json':
         o.json = v();
         break;
-      case 'mtu':
-        o.mtu = Number(v());
+      case 'svg':
+        o.svg = v();
+        break;
+      case 'control-plane':
+        o.controlPlane = inline === undefined ? true : inline !== 'false';
+        break;
+      case 'no-data-plane':
+        o.dataPlane = false;
+        break;
+      case 'cp-leases':
+        o.cpLeases = num(k, v(), 1);
+        break;
+      case 'cp-burst':
+        o.cpBurst = num(k, v(), 0);
+        break;
+      case 'cp-memory-leases':
+        o.cpMemoryLeases = num(k, v(), 0);
+        if (o.cpMemoryLeases > 16000) throw new Error('bench: --cp-memory-leases is at most 16000 (a /16 of /30 subnets)');
         break;
       default:
-        throw new Error(`bench: unknown option --${k} (options: --duration S --repeat N --backends udp,vxlan,host-gw --json FILE --mtu BYTES)`);
+        throw new Error(`bench: unknown option ${a}\n${USAGE}`);
     }
   }
-  for (const b of o.backends) if (!BACKENDS.includes(b)) throw new Error(`bench: unknown backend "${b}" (choose from ${BACKENDS.join(', ')})`);
-  if (!(o.duration > 0) || !(o.repeat >= 1)) throw new Error('bench: --duration and --repeat must be positive');
+  if (!o.dataPlane && !o.controlPlane) throw new Error('bench: --no-data-plane leaves nothing to measure: add --control-plane');
+  if (o.cpLeases + o.cpBurst + 2 > 16000) throw new Error('bench: --cp-leases plus --cp-burst must stay under 16000');
   return o;
 }
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** Progress on stderr: one line, rewritten in place on a terminal. */
+class Progress {
+  private readonly t0 = Date.now();
+  private readonly tty = process.stderr.isTTY;
+  show(msg: string): void {
+    const el = ((Date.now() - this.t0) / 1000).toFixed(0);
+    const line = `[${el}s] ${msg}`;
+    if (this.tty) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(`${line}\n`);
+  }
+  done(): void {
+    if (this.tty) process.stderr.write('\r\x1b[K');
+  }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-async function iperf(client: Pod, server: Pod, seconds: number): Promise<{ bps: number; bytes: number; retransmits: number }> {
-  const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'iperf3', '-c', server.ip, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
-  const j = JSON.parse(r.stdout || '{}');
-  if (j.error || !j.end) throw new Error(`iperf3 ${client.ip} -> ${server.ip} failed: ${j.error ?? r.stderr}`);
-  return { bps: j.end.sum_received.bits_per_second, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent.retransmits ?? 0 };
+function machine(): BenchDocument['machine'] {
+  const cpus = os.cpus();
+  const iperf = tryRun(['iperf3', '--version']).stdout.split('\n')[0] ?? '';
+  return { kernel: os.release(), cpus: cpus.length, cpuModel: (cpus[0]?.model ?? 'unknown').replace(/\s+/g, ' ').trim(), node: process.version, iperf3: iperf.trim() };
 }
 
-export interface BenchResult {
-  backend: Backend;
-  gbps: number[];
-  medianGbps: number;
-  ratioToVxlan?: number;
+interface Round {
+  tcp1: number;
+  tcp4: number;
+  udp64: number;
+  rttP50: number;
+  rttP99: number;
+  cpuPerGB: number;
   retransmits: number;
-  /** Both daemons' CPU seconds per GB moved (udp only: the kernel backends have no daemon in the path). */
-  daemonCpuSecondsPerGB?: number;
+  udpLoss: number;
+  pingsLost: number;
+}
+
+async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progress): Promise<Partial<Record<BackendName, BackendResult>>> {
+  if (o.mtu !== 1500) lab.setSwitchMtu(o.mtu);
+  const hosts = [new Host(lab, 'h1', '198.18.0.1', o.mtu), new Host(lab, 'h2', '198.18.0.2', o.mtu)];
+  const clusters = new Map<BackendName, BackendNode[]>();
+  for (const b of o.backends) {
+    progress.show(`starting flanneld (${b}) on both hosts`);
+    clusters.set(b, await startBackendCluster(etcd, hosts, b, { prefix: `/flannel-ts-bench/${b}/network` }));
+  }
+  const pair = (b: BackendName): [Pod, Pod] => {
+    const [n1, n2] = clusters.get(b)!;
+    return [n1.pods[0], n2.pods[0]];
+  };
+  for (const b of o.backends) {
+    const server = pair(b)[1];
+    lab.spawnIn(server.ns, ['iperf3', '-s', '-B', server.ip], `${lab.dir}/iperf3-${b}.log`);
+  }
+  await sleep(500);
+
+  const rounds = new Map<BackendName, Round[]>(o.backends.map((b) => [b, []]));
+  const steps = o.repeat * o.backends.length;
+  let step = 0;
+  for (let r = 0; r < o.repeat; r++) {
+    // Rotate the order each round so no backend always runs first (or right after another).
+    const order = [...o.backends.slice(r % o.backends.length), ...o.backends.slice(0, r % o.backends.length)];
+    for (const b of order) {
+      step++;
+      const [client, server] = pair(b);
+      const pids = clusters.get(b)!.map((n) => n.daemon!.pid);
+      const say = (what: string) => progress.show(`round ${r + 1}/${o.repeat}, ${b}: ${what}  (${step}/${steps})`);
+      const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+      say(`TCP 1 stream, ${o.duration} s`);
+      const t1 = await tcp(client, server, o.duration, 1);
+      say(`TCP 4 streams, ${o.duration} s`);
+      const t4 = await tcp(client, server, o.duration, 4);
+      const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0;
+      say(`UDP 64-byte packets, ${o.duration} s`);
+      const u = await udpSmall(client, server, o.duration);
+      say('200 pings at 10 ms');
+      const p = await ping(client, server, 200, 0.01);
+      rounds.get(b)!.push({
+        tcp1: t1.bps / 1e9,
+        tcp4: t4.bps / 1e9,
+        udp64: u.pps / 1e3,
+        rttP50: quantile(p.rttsMs, 0.5),
+        rttP99: quantile(p.rttsMs, 0.99),
+        cpuPerGB: cpu / ((t1.bytes + t4.bytes) / 1e9),
+        retransmits: t1.retransmits + t4.retransmits,
+        udpLoss: u.lossPercent,
+        pingsLost: p.sent - p.received,
+      });
+    }
+  }
+
+  const out: Partial<Record<BackendName, BackendResult>> = {};
+  for (const b of o.backends) {
+    const rs = rounds.get(b)!;
+    const metrics: BackendResult['metrics'] = {};
+    for (const m of METRICS) metrics[m.id] = summarize(rs.map((x) => x[m.id as keyof Round]));
+    out[b] = {
+      metrics,
+      tcpRetransmits: rs.reduce((s, x) => s + x.retransmits, 0),
+      udp64LossPercent: rs.map((x) => x.udpLoss),
+      pingsLost: rs.reduce((s, x) => s + x.pingsLost, 0),
+      podMtu: clusters.get(b)![0].env!.mtu,
+    };
+  }
+  const vx = out.vxlan;
+  if (vx) {
+    for (const b of o.backends) {
+      for (const m of METRICS) {
+        const r = out[b]!.metrics[m.id];
+        const base = vx.metrics[m.id].median;
+        if (base > 0 && Number.isFinite(r.median)) r.ratioToVxlan = r.median / base;
+      }
+    }
+  }
+  return out;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const o = parseArgs(argv);
+  const parsed = parseBenchArgs(argv);
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const o = parsed;
+  if (process.getuid?.() !== 0) throw new Error('bench: needs root (it creates network namespaces)');
+  for (const tool of ['iperf3', 'etcd', 'etcdctl', 'ping', 'bridge']) {
+    if (tryRun(['sh', '-c', `command -v ${tool}`]).status !== 0) throw new Error(`bench: ${tool} is not installed (run scripts/setup.sh)`);
+  }
+  const progress = new Progress();
   const lab = new Lab();
-  const stop = () => {
+  const interrupted = () => {
+    progress.done();
+    process.stderr.write('bench: interrupted, cleaning up\n');
     lab.destroySync();
     process.exit(130);
   };
-  process.once('SIGINT', stop);
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
+    progress.show('starting etcd');
     const etcd = new Etcd(lab);
     await etcd.start();
-    const prefix = '/coreos.com/network';
-    etcd.put(`${prefix}/config`, JSON.stringify({ Network: '198.19.0.0/17', Backend: { Type: 'udp' } }));
-    if (o.mtu !== 1500) lab.setSwitchMtu(o.mtu);
-    const hosts = [new Host(lab, 'h1', '198.18.0.1', o.mtu), new Host(lab, 'h2', '198.18.0.2', o.mtu)];
-    const pods = new Map<Backend, Pod[]>();
-    if (o.backends.includes('udp')) {
-      for (const h of hosts) h.startFlanneld(etcd.endpoint, []);
-      const envs = await Promise.all(hosts.map((h) => h.waitReady()));
-      pods.set('udp', hosts.map((h, i) => {
-        h.setupBridge(envs[i]);
-        return h.addPod(envs[i]);
-      }));
-    }
-    if (o.backends.includes('vxlan')) pods.set('vxlan', setupVxlan(hosts, o.mtu));
-    if (o.backends.includes('host-gw')) pods.set('host-gw', setupHostGw(hosts, o.mtu));
-    for (const [b, [, server]] of pods) {
-      lab.spawnIn(server.ns, ['iperf3', '-s', '-B', server.ip], `${lab.dir}/iperf3-${b}.log`);
-    }
-    for (const [b, [client, server]] of pods) {
-      await waitFor(`${b} path to answer ping`, () => client.ping(server.ip, 1, 0.2, 1).received === 1, 10_000, 200);
-    }
-    await sleep(300);
-
-    const runs = new Map<Backend, { bps: number; bytes: number; retransmits: number; cpu: number }[]>();
-    const total = o.repeat * o.backends.length;
-    let done = 0;
-    for (let r = 0; r < o.repeat; r++) {
+    const doc: BenchDocument = {
+      schema: 'flannel-ts-bench/1',
+      date: new Date().toISOString(),
+      machine: machine(),
+      options: { backends: o.backends, duration: o.duration, repeat: o.repeat, mtu: o.mtu, dataPlane: o.dataPlane, controlPlane: o.controlPlane, cpLeases: o.cpLeases, cpBurst: o.cpBurst, cpMemoryLeases: o.cpMemoryLeases },
+      topology:
+        'two lab hosts (network namespaces on a bridge), one flanneld per backend per host with its own etcd prefix, Network and bridge; ' +
+        'one pod per backend per host; traffic pod to pod from h1 to h2',
+      metrics: [...METRICS],
+      backends: {},
+      controlPlane: null,
+    };
+    if (o.dataPlane) doc.backends = await dataPlane(lab, etcd, o, progress);
+    if (o.controlPlane) {
+      await startSink(lab);
+      const cp: Partial<Record<BackendName, ControlPlaneResult>> = {};
+      let i = 0;
       for (const b of o.backends) {
-        process.stderr.write(`\r[${++done}/${total}] round ${r + 1}: ${b.padEnd(8)} (${o.duration} s)   `);
-        const [client, server] = pods.get(b)!;
-        const pids = b === 'udp' ? hosts.map((h) => h.daemon!.pid) : [];
-        const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-        const res = await iperf(client, server, o.duration);
-        const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0;
-        (runs.get(b) ?? runs.set(b, []).get(b)!).push({ ...res, cpu });
+        cp[b] = await controlPlaneBench(lab, etcd, b, `198.18.1.${++i}`, {
+          leases: o.cpLeases,
+          burst: o.cpBurst,
+          memoryLeases: o.cpMemoryLeases,
+          progress: (m) => progress.show(m),
+        });
       }
+      doc.controlPlane = cp;
     }
-    process.stderr.write('\n');
-
-    const vx = runs.get('vxlan');
-    const vxMedian = vx ? median(vx.map((x) => x.bps)) : undefined;
-    const results: BenchResult[] = o.backends.map((b) => {
-      const rs = runs.get(b)!;
-      const med = median(rs.map((x) => x.bps));
-      const bytes = rs.reduce((s, x) => s + x.bytes, 0);
-      const cpu = rs.reduce((s, x) => s + x.cpu, 0);
-      return {
-        backend: b,
-        gbps: rs.map((x) => x.bps / 1e9),
-        medianGbps: med / 1e9,
-        ratioToVxlan: vxMedian ? med / vxMedian : undefined,
-        retransmits: rs.reduce((s, x) => s + x.retransmits, 0),
-        daemonCpuSecondsPerGB: b === 'udp' ? cpu / (bytes / 1e9) : undefined,
-      };
-    });
-    printTable(results, o);
-    if (o.json) fs.writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2) + '\n');
+    progress.done();
+    console.log(formatTable(doc));
+    if (o.json) {
+      fs.writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
+      console.log(`\nwrote ${o.json}`);
+    }
+    if (o.svg) {
+      fs.writeFileSync(o.svg, renderSvg(doc));
+      console.log(`wrote ${o.svg}`);
+    }
   } finally {
-    process.removeListener('SIGINT', stop);
+    progress.done();
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
     await lab.destroy();
   }
-}
-
-function printTable(results: BenchResult[], o: Options): void {
-  const rows = [['backend', 'Gbit/s (median)', 'min – max', '× vxlan', 'retransmits', 'daemon CPU s/GB']];
-  for (const r of results) {
-    rows.push([
-      r.backend,
-      r.medianGbps.toFixed(2),
-      `${Math.min(...r.gbps).toFixed(2)} – ${Math.max(...r.gbps).toFixed(2)}`,
-      r.ratioToVxlan === undefined ? '–' : r.ratioToVxlan.toFixed(2),
-      String(r.retransmits),
-      r.daemonCpuSecondsPerGB === undefined ? '–' : r.daemonCpuSecondsPerGB.toFixed(2),
-    ]);
-  }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  console.log(`single-stream TCP, iperf3 ${o.duration} s × ${o.repeat} rounds, backends alternating, MTU ${o.mtu}`);
-  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
 }
 
 if (require.main === module) {

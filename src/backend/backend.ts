@@ -14,6 +14,15 @@ import type { Logger } from '../cli/log';
 export interface BackendContext {
   ext: ExternalInterface;
   log: Logger;
+  /** flannel-ts's data-plane switches (--tun-offload, --tun-gro, --udp-gso, --udp-gro; each default on). */
+  offloads?: OffloadOptions;
+}
+
+export interface OffloadOptions {
+  tunOffload?: boolean;
+  tunGro?: boolean;
+  udpGso?: boolean;
+  udpGro?: boolean;
 }
 
 export interface Backend {
@@ -41,6 +50,8 @@ export interface Backend {
   /** Data-plane counters, for backends that forward in user space. */
   readonly counters?: Counters;
   readonly batchSizes?: Float64Array;
+  /** Offloads in use now by feature (tun_tso, tun_gro, udp_gso, udp_gro), for backends with a user-space data plane. */
+  readonly offloadsEnabled?: Record<string, boolean>;
   /** Attaches or detaches a packet tracer; absent for kernel backends (no packets pass through flanneld). */
   setTracer?(t: Tracer | undefined): void;
 }

@@ -2,10 +2,14 @@
 // which types are accepted; this maps each accepted type to its code.
 
 import { Backend, BackendContext } from './backend';
+import { HostGwBackend } from './hostgw/hostgw-backend';
 import { UdpBackend } from './udp/udp-backend';
+import { VxlanBackend } from './vxlan/vxlan-backend';
 
 const FACTORIES: Record<string, (ctx: BackendContext) => Backend> = {
   udp: (ctx) => new UdpBackend(ctx),
+  vxlan: (ctx) => new VxlanBackend(ctx),
+  'host-gw': (ctx) => new HostGwBackend(ctx),
 };
 
 export function createBackend(type: string, ctx: BackendContext): Backend {

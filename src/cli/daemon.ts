@@ -4,6 +4,7 @@
 // (SubnetManager) and the data plane (the backend) meet only in the LeaseTable.
 
 import { Backend, createBackend } from '../backend';
+import { IptablesManager } from '../iptables';
 import { formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
@@ -28,6 +29,7 @@ export class Flanneld {
   private backend: Backend | undefined;
   private config: NetworkConfig | undefined;
   private lease: Lease | undefined;
+  private iptables: IptablesManager | undefined;
   private mtu = 0;
   private ready = false;
   private notReady = 'starting';
@@ -40,14 +42,8 @@ export class Flanneld {
   /** Brings the node up; rejects on a start-up error (the caller exits 1). */
   async start(): Promise<void> {
     const o = this.opts;
-    if (o.ipMasq) {
-      throw Object.assign(new Error('--ip-masq is not supported by flannel-ts yet: run without it (the default is false)'), { code: 'FLANNEL_ERR_FLAG' });
-    }
     this.ext = findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
     this.log.info({ iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu }, `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`);
-    if (o.iptablesForwardRules) {
-      this.log.warn("--iptables-forward-rules: flannel-ts does not install FORWARD rules yet; if this host's FORWARD policy is DROP, accept the overlay Network there yourself");
-    }
     if (o.healthzPort > 0) await this.startHealth();
 
     this.registry = new EtcdRegistry({
@@ -68,7 +64,11 @@ export class Flanneld {
 
     this.notReady = 'waiting for the network config in etcd';
     this.config = await this.sm.waitForConfig(this.stopper.signal);
-    this.backend = createBackend(this.config.backendType, { ext: this.ext, log: this.log });
+    this.backend = createBackend(this.config.backendType, {
+      ext: this.ext,
+      log: this.log,
+      offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
+    });
     const backendData = await this.backend.prepare(this.config);
     const backend = this.backend;
     this.sm.useBackend(backend.type, backendData, (l) => backend.accepts(l));
@@ -100,6 +100,7 @@ export class Flanneld {
       );
     }
 
+    await this.startIptables();
     await this.writeSubnetEnv();
     this.ready = true;
     this.notReady = '';
@@ -112,6 +113,7 @@ export class Flanneld {
       counters: () => this.backend?.counters,
       table: () => this.table,
       batchSizes: () => this.backend?.batchSizes,
+      offloads: () => this.backend?.offloadsEnabled,
       control: () => ({
         etcdUp: this.sm?.etcdUp ?? false,
         leaseRenewals: this.sm?.stats.renewals ?? 0,
@@ -128,6 +130,25 @@ export class Flanneld {
       metricsContentType: registry.contentType,
     });
     this.log.info(`Serving /healthz, /readyz and /metrics on ${o.healthzIp}:${this.health.port}`);
+  }
+
+  /**
+   * flannel's traffic rules, once the lease is known and before subnet.env
+   * says whether flanneld masquerades: --ip-masq (a failure stops the start:
+   * pods would otherwise leave the overlay unmasqueraded), then
+   * --iptables-forward-rules (a failure is logged; the resync retries), then
+   * the resync loop every --iptables-resync seconds.
+   */
+  private async startIptables(): Promise<void> {
+    const o = this.opts;
+    if (!o.ipMasq && !o.iptablesForwardRules) return;
+    const ipt = (this.iptables = new IptablesManager({ log: this.log }));
+    const network = this.config!.network.toString();
+    if (o.ipMasq) await ipt.setMasq(network, this.lease!.subnet.toString());
+    if (o.iptablesForwardRules) {
+      await ipt.setForward(network).catch((e: unknown) => this.log.error({ err: e }, `Failed to add the FORWARD rules (retrying every ${o.iptablesResync} s)`));
+    }
+    ipt.startResync(o.iptablesResync);
   }
 
   private async writeSubnetEnv(): Promise<void> {
@@ -158,16 +179,24 @@ export class Flanneld {
     try {
       this.table!.setLocalSubnet(lease.subnet);
       await this.backend!.relocate(lease);
+      if (this.opts.ipMasq) await this.iptables?.setMasq(this.config!.network.toString(), lease.subnet.toString());
       await this.writeSubnetEnv();
     } catch (e) {
       this.log.error({ err: e }, `Could not move to the new lease ${lease.subnet}`);
     }
   }
 
-  /** Stops forwarding and removes the backend's devices; keeps the lease in etcd (flannel does). */
+  /**
+   * Stops forwarding and removes the backend's devices; keeps the lease in
+   * etcd (flannel does). Removes the masquerade rules; the FORWARD rules stay.
+   */
   async stop(): Promise<void> {
     this.ready = false;
     this.stopper.abort();
+    if (this.iptables) {
+      await this.iptables.stop();
+      await this.iptables.removeMasq().catch((e: unknown) => this.log.error({ err: e }, 'Could not remove the masquerade rules'));
+    }
     await this.admin?.close();
     await this.backend?.stop();
     await this.sm?.close();

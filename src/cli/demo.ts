@@ -1,71 +1,187 @@
-// `flannel-ts demo`: a live three-host cluster on this machine, then pods
-// pinging across hosts through flanneld's udp backend. Everything lives in
-// namespaces this command creates and removes (also on Ctrl-C or an error).
+// `flannel-ts demo`: a live three-host cluster on this machine (etcd, flanneld
+// with the udp backend on each host, two pods per host), narrated step by step
+// with the real output of each step, down to one ping's packet decoded off the
+// underlay; then udp against kernel vxlan. Everything lives in namespaces this
+// command creates and removes at the end, also on Ctrl-C or an error — unless
+// --keep, which leaves the cluster up for `flannel-ts shell` until `--down`.
+//
+// The steps are in demo/steps.ts, the narration (English, Chinese) in
+// demo/text.ts, the pcap decoding in demo/pcap.ts.
 
-import { Lab } from '../lab/lab';
-import { Etcd } from '../lab/etcd';
-import { Host, Pod } from '../lab/host';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Lab, destroyFromState, isRecordedProcessAlive, liveNamespaces, readLabState } from '../lab/lab';
+import { which } from '../util/sh';
+import { Ui } from './demo/ui';
+import { Text, text } from './demo/text';
+import { DemoRun, ETCD_PREFIX } from './demo/steps';
+import { defaultStatePath } from './demo/state';
 
-const NETWORK_CONFIG = { Network: '198.19.0.0/16', SubnetLen: 24, Backend: { Type: 'udp' } };
+const USAGE = `usage: flannel-ts demo [--keep] [--lang en|zh] [--plain] [--state FILE]
+       flannel-ts demo --down [--state FILE]
 
-function heading(s: string, plain: boolean): void {
-  console.log(plain ? `\n== ${s}` : `\n\x1b[1;36m== ${s}\x1b[0m`);
+Builds a three-host flannel cluster in network namespaces on this machine
+(root), walks a ping through the overlay hop by hop, compares udp with kernel
+vxlan, and removes everything at the end (also on Ctrl-C or an error).
+
+  --keep        leave the cluster up; step in with "flannel-ts shell h1"
+  --down        tear down a cluster left by --keep
+  --lang zh     narrate in Chinese (default: en)
+  --plain       no colour, no progress line (automatic when stdout is not a terminal)
+  --state FILE  where --keep records the cluster (default: $FLANNEL_TS_DEMO_STATE
+                or ${defaultStatePath()})
+`;
+
+interface DemoOptions {
+  plain: boolean;
+  keep: boolean;
+  down: boolean;
+  lang: 'en' | 'zh';
+  state: string;
+  help: boolean;
 }
 
-function show(cmd: string, out: string): void {
-  console.log(`$ ${cmd}`);
-  process.stdout.write(out.endsWith('\n') || out === '' ? out : `${out}\n`);
+function parse(argv: string[]): DemoOptions {
+  const o: DemoOptions = { plain: false, keep: false, down: false, lang: 'en', state: defaultStatePath(), help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [k, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`demo: ${k} needs a value\n${USAGE}`);
+      return v;
+    };
+    switch (k) {
+      case '--plain':
+        o.plain = true;
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--down':
+        o.down = true;
+        break;
+      case '--lang': {
+        const l = value().toLowerCase();
+        if (l !== 'en' && l !== 'zh' && !l.startsWith('zh')) throw new Error(`demo: --lang ${l}: use en or zh`);
+        o.lang = l.startsWith('zh') ? 'zh' : 'en';
+        break;
+      }
+      case '--state':
+        o.state = path.resolve(value());
+        break;
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`demo: unknown option ${argv[i]}\n${USAGE}`);
+    }
+  }
+  if (o.keep && o.down) throw new Error('demo: --keep and --down do not go together');
+  return o;
+}
+
+/** How the user invoked this tool, for printed hints: "bin/flannel-ts" from the repo, else "flannel-ts". */
+export function selfCommand(): string {
+  const script = process.argv[1] ?? 'flannel-ts';
+  const rel = path.relative(process.cwd(), script);
+  if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) return rel.includes('/') ? rel : `./${rel}`;
+  return which('flannel-ts') ? 'flannel-ts' : script;
+}
+
+function preflight(T: Text): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new Error(T.err.needRoot);
+  const missing = ['ip', 'bridge', 'ss', 'etcd', 'etcdctl', 'tcpdump', 'iperf3', 'ping'].filter((t) => !which(t));
+  if (missing.length > 0) throw new Error(T.err.missing(missing));
+}
+
+/** One kept demo at a time; a state file whose cluster is gone (a reboot) is cleared. */
+async function ensureNoKeptDemo(stateFile: string, shell: string, down: string, T: Text): Promise<void> {
+  if (!fs.existsSync(stateFile)) return;
+  const s = readLabState(stateFile);
+  if (liveNamespaces(s).length > 0 || s.processes.some(isRecordedProcessAlive)) throw new Error(T.err.keptExists(stateFile, shell, down));
+  await destroyFromState(stateFile);
+}
+
+async function down(stateFile: string, ui: Ui, T: Text): Promise<void> {
+  if (!fs.existsSync(stateFile)) {
+    ui.line(T.down.nothing(stateFile));
+    return;
+  }
+  const p = ui.progress(T.down.progress);
+  const r = await destroyFromState(stateFile);
+  p.done(T.down.done(r.processes.length, r.namespaces.length, r.dir));
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const plain = argv.includes('--plain') || !process.stdout.isTTY;
-  for (const a of argv) if (a !== '--plain') throw new Error(`demo: unknown option ${a} (options: --plain)`);
-  const lab = new Lab();
-  const onSignal = () => {
+  const o = parse(argv);
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const T = text(o.lang);
+  const tty = process.stdout.isTTY === true;
+  const ui = new Ui({ color: !o.plain && tty && !process.env.NO_COLOR, progress: !o.plain && tty });
+  if (o.down) return down(o.state, ui, T);
+
+  const self = selfCommand();
+  const stateFlag = o.state === defaultStatePath() ? '' : ` --state ${o.state}`;
+  preflight(T);
+  if (o.keep) await ensureNoKeptDemo(o.state, `${self} shell${stateFlag} h1`, `${self} demo --down${stateFlag}`, T);
+
+  // --keep: the daemons get their own session, so they outlive us.
+  const lab = new Lab({ detached: o.keep });
+  const demo = new DemoRun(lab, ui, T, { keep: o.keep });
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (sig: NodeJS.Signals) => {
+    ui.active?.clear();
+    ui.line();
+    ui.line(T.end.interrupted(sig));
     lab.destroySync();
-    process.exit(130);
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const s of signals) process.on(s, onSignal);
   try {
-    heading('1. etcd, the cluster store (Debian etcd-server, in its own namespace)', plain);
-    const etcd = new Etcd(lab);
-    await etcd.start();
-    const prefix = '/coreos.com/network';
-    etcd.put(`${prefix}/config`, JSON.stringify(NETWORK_CONFIG));
-    show(`etcdctl put ${prefix}/config '${JSON.stringify(NETWORK_CONFIG)}'   # v2: etcdctl set`, 'OK\n');
-
-    heading('2. three hosts on one underlay switch, flanneld on each', plain);
-    const hosts = [1, 2, 3].map((i) => new Host(lab, `h${i}`, `198.18.0.${i}`));
-    for (const h of hosts) h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`]);
-    const envs = await Promise.all(hosts.map((h) => h.waitReady()));
-    const pods = new Map<Host, Pod[]>();
-    hosts.forEach((h, i) => {
-      h.setupBridge(envs[i]);
-      pods.set(h, [h.addPod(envs[i]), h.addPod(envs[i])]);
-      console.log(`${h.name}  underlay ${h.ip}  subnet ${envs[i].subnet}  pods ${pods.get(h)!.map((p) => p.ip).join(', ')}`);
-    });
-
-    heading('3. the leases flanneld wrote to etcd', plain);
-    const leases = etcd.list(`${prefix}/subnets/`);
-    show(`etcdctl get ${prefix}/subnets/ --prefix   # v2: etcdctl ls ${prefix}/subnets`, [...leases].map(([k, v]) => `${k}\n${v}`).join('\n'));
-
-    heading('4. host h1: its subnet.env, flannel0 and routes', plain);
-    show('cat subnet.env', require('node:fs').readFileSync(hosts[0].subnetFile, 'utf8'));
-    show('ip -4 addr show flannel0', hosts[0].exec(['ip', '-4', 'addr', 'show', 'flannel0']));
-    show('ip route', hosts[0].exec(['ip', 'route']));
-
-    heading('5. a pod on h1 pings a pod on h3, through flannel0 and UDP port 8285', plain);
-    const from = pods.get(hosts[0])![0];
-    const to = pods.get(hosts[2])![1];
-    const r = from.ping(to.ip, 3, 0.2);
-    show(`ping -c 3 ${to.ip}   (from ${from.ip})`, r.output);
-    if (r.received !== 3) throw new Error(`the ping across hosts lost packets:\n${r.output}`);
-
-    heading('done: the cluster is removed now', plain);
+    await demo.run();
+    if (o.keep) {
+      const facts = demo.facts(self);
+      lab.keep(o.state, facts as unknown as Record<string, unknown>);
+      ui.heading(T.end.keptTitle);
+      ui.para(T.end.keptIntro(o.state));
+      ui.para(T.end.stepInto);
+      ui.line();
+      ui.table(
+        T.end.placesHeader,
+        Object.entries(facts.places).map(([name, p]) => [name, p.what, p.ip ?? '', p.ns]),
+      );
+      ui.line();
+      ui.para(T.end.try);
+      const dstIp = demo.pods.get(demo.hosts[2])![1].ip;
+      const sh = `${self} shell${stateFlag}`;
+      for (const c of [
+        `${sh} h1`,
+        `${sh} h1 -- ip route`,
+        `${sh} h1-pod1 -- ping -c 3 ${dstIp}`,
+        `${sh} h1 -- flannel-ts trace --host ${dstIp}`,
+        `${sh} etcd -- etcdctl get ${ETCD_PREFIX}/subnets --prefix`,
+      ]) {
+        ui.line(`  ${ui.style('bold', c)}`);
+      }
+      ui.line();
+      ui.line(T.end.teardown(ui.style('bold', `${self} demo --down${stateFlag}`)));
+      ui.line(T.end.logs(lab.dir));
+    } else {
+      ui.heading(T.end.title);
+      const n = lab.namespaces.length;
+      const p = ui.progress(T.end.removing);
+      await lab.destroy();
+      p.done(T.end.removed(n));
+    }
+  } catch (e) {
+    ui.active?.clear();
+    throw e;
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    await lab.destroy();
+    for (const s of signals) process.removeListener(s, onSignal);
+    if (!lab.isKept) await lab.destroy();
   }
 }

@@ -69,6 +69,14 @@ export interface FlanneldOptions {
   iptablesForwardRules: boolean;
   /** --admin-socket (flannel-ts only): path of the trace socket; '' disables it. */
   adminSocket: string;
+  /** --tun-offload (flannel-ts only): TCP super-packets from flannel0 (TSO), split in user space. */
+  tunOffload: boolean;
+  /** --tun-gro (flannel-ts only): coalesce received TCP segments into one GSO write to flannel0. */
+  tunGro: boolean;
+  /** --udp-gso (flannel-ts only): send runs of datagrams to one peer with one UDP_SEGMENT message. */
+  udpGso: boolean;
+  /** --udp-gro (flannel-ts only): receive coalesced datagrams (UDP_GRO) and cut them in user space. */
+  udpGro: boolean;
   /** -v, klog's verbosity (0 = info; see log.ts for the mapping). */
   verbosity: number;
   /**
@@ -181,12 +189,17 @@ const FLANNELD_FLAGS: FlagSpec[] = [
 ];
 
 /**
- * Flags only flannel-ts has. Name them `ts-<something>` so that they can never
- * collide with a flag a future flanneld adds; they are read from
- * FLANNELD_TS_<SOMETHING> like every other flag. None yet.
+ * Flags only flannel-ts has, read from FLANNELD_<NAME> like every other flag.
+ * Their usage starts with "flannel-ts:". The offload switches only change how
+ * this node moves packets: the wire (one IPv4 packet per datagram) is the same
+ * either way, so a node with them off talks to one with them on.
  */
 const FLANNEL_TS_FLAGS: FlagSpec[] = [
   f('admin-socket', 'string', '/run/flannel/flannel-ts.sock', 'flannel-ts: unix socket for `flannel-ts trace` (mode 0600, root only; empty disables)'),
+  f('tun-offload', 'bool', 'true', 'flannel-ts: read TCP super-packets from flannel0 (TSO) and split them in user space; off: the kernel segments them'),
+  f('tun-gro', 'bool', 'true', 'flannel-ts: coalesce received TCP segments into one GSO write to flannel0'),
+  f('udp-gso', 'bool', 'true', 'flannel-ts: send runs of datagrams to one peer as one UDP_SEGMENT (GSO) message'),
+  f('udp-gro', 'bool', 'true', 'flannel-ts: receive datagrams coalesced by the kernel (UDP_GRO)'),
 ];
 
 /**
@@ -623,6 +636,10 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     iptablesResync: intIn('iptables-resync', 1, 2147483, ' seconds'),
     iptablesForwardRules: bool('iptables-forward-rules'),
     adminSocket: get('admin-socket').value as string,
+    tunOffload: bool('tun-offload'),
+    tunGro: bool('tun-gro'),
+    udpGso: bool('udp-gso'),
+    udpGro: bool('udp-gro'),
     verbosity: get('v').value as number,
     ignoredFlags: [...new Set(ignoredFlags)],
   };

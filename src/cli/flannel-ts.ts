@@ -3,9 +3,14 @@
 const USAGE = `usage: flannel-ts <command> [options]
 
 commands:
-  demo       a live three-host cluster on this machine, pods pinging across hosts
+  demo       a live three-host cluster on this machine, a ping followed hop by hop
+             (--keep leaves it up, --down removes it, --lang zh narrates in Chinese)
+  shell      step into a host or pod of a kept demo: flannel-ts shell h1 [-- command]
   trace      watch a running flanneld's forwarding decisions (admin socket)
-  bench      measure the udp backend against kernel vxlan and host-gw (see README)
+  bench      udp vs vxlan vs host-gw, each through flanneld, on two lab hosts: table, JSON, SVG
+             (--help for options; see README)
+  cni        the flannel CNI plugin (CNI_COMMAND etc. from the environment; also bin/flannel)
+  mk-docker-opts  docker daemon options from subnet.env (flannel's mk-docker-opts.sh)
   version    print the version
 `;
 
@@ -23,10 +28,16 @@ async function run(argv: string[]): Promise<void> {
   switch (cmd) {
     case 'demo':
       return (await import('./demo')).main(rest);
+    case 'shell':
+      return (await import('./shell')).main(rest);
     case 'trace':
       return (await import('./trace')).main(rest);
     case 'bench':
       return (await import('../../bench/throughput')).main(rest);
+    case 'cni':
+      return (await import('../cni/plugin')).main();
+    case 'mk-docker-opts':
+      return (await import('./mk-docker-opts')).main(rest);
     case 'version':
       process.stdout.write(`${(await import('./version')).versionText()}\n`);
       return;

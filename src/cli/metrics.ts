@@ -19,6 +19,8 @@ export interface MetricsSources {
   table: () => LeaseTable | undefined;
   batchSizes: () => Float64Array | undefined;
   control: () => ControlPlaneStats;
+  /** Offloads in use by feature (udp backend); undefined for kernel backends. */
+  offloads?: () => Record<string, boolean> | undefined;
 }
 
 /** Reports values kept elsewhere as a counter: `read` passes each labelled value to `set` at scrape time. */
@@ -117,5 +119,76 @@ export function createMetrics(src: MetricsSources): Registry {
   mirroredCounter(registry, 'flannel_batches_total', 'Batches moved by the data plane (one syscall crossing each).', [], (set) => {
     set({}, src.counters()?.batches ?? 0);
   });
+  registerBatchSizeHistogram(registry, src.batchSizes);
+  new Gauge({
+    name: 'flannel_offload_enabled',
+    help: 'Data-plane offloads in use: 1 on, 0 off (by flag, or refused by the kernel). tun_tso: TCP super-packets read from flannel0 and split; tun_gro: TCP segments coalesced into one flannel0 write; udp_gso / udp_gro: UDP segmentation / receive offload.',
+    labelNames: ['feature'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const on = src.offloads?.();
+      if (!on) return;
+      for (const [feature, v] of Object.entries(on)) this.set({ feature }, v ? 1 : 0);
+    },
+  });
   return registry;
+}
+
+/** Upper bounds of flannel_batch_size's buckets (packets per batch); +Inf is added. */
+export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+/**
+ * The Prometheus histogram lines for a batch-size array whose index is the
+ * number of packets in a batch and whose value is how many batches had that
+ * size: cumulative `le` buckets, `_sum` (packets) and `_count` (batches).
+ */
+export function batchSizeHistogram(sizes: Float64Array | undefined): { buckets: [string, number][]; sum: number; count: number } {
+  const buckets: [string, number][] = [];
+  let sum = 0;
+  let count = 0;
+  let b = 0;
+  let cumulative = 0;
+  const n = sizes?.length ?? 0;
+  for (let i = 0; i < n; i++) {
+    const v = sizes![i];
+    if (v === 0) continue;
+    while (b < BATCH_SIZE_BUCKETS.length && i > BATCH_SIZE_BUCKETS[b]) buckets.push([String(BATCH_SIZE_BUCKETS[b++]), cumulative]);
+    cumulative += v;
+    sum += i * v;
+    count += v;
+  }
+  while (b < BATCH_SIZE_BUCKETS.length) buckets.push([String(BATCH_SIZE_BUCKETS[b++]), cumulative]);
+  buckets.push(['+Inf', cumulative]);
+  return { buckets, sum, count };
+}
+
+/**
+ * flannel_batch_size: a histogram read from the data plane's array at scrape
+ * time. prom-client's Histogram can only observe one value at a time, so this
+ * is a minimal metric object the registry serialises like its own.
+ */
+function registerBatchSizeHistogram(registry: Registry, read: () => Float64Array | undefined): void {
+  const name = 'flannel_batch_size';
+  const metric = {
+    name,
+    help: 'Packets per batch moved by the data plane (flannel0 reads and UDP receives alike; one batch is one syscall crossing).',
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const h = batchSizeHistogram(read());
+      return {
+        name,
+        help: metric.help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...h.buckets.map(([le, value]) => ({ metricName: `${name}_bucket`, labels: { le }, value })),
+          { metricName: `${name}_sum`, labels: {}, value: h.sum },
+          { metricName: `${name}_count`, labels: {}, value: h.count },
+        ],
+      };
+    },
+  };
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
 }

@@ -3,7 +3,7 @@
 // checksum (flannel's wire format: nothing added).
 
 import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS } from '../tun/batch';
+import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../tun/batch';
 import { Counters, DropReason } from './counters';
 import { IcmpResponder } from './icmp';
 import * as ip from './ipv4';
@@ -33,6 +33,13 @@ export class Encapsulator {
    * Rewrites the descriptors of `batch` in place: a packet to send gets its
    * peer's address and port; a dropped one gets length 0 and is counted.
    * ICMP errors are queued on the responder. Returns the number to send.
+   *
+   * One decision per TCP super-packet: when the batch was just read from a
+   * TUN with TSO (batch.readInfo says super-packets were split), D_PORT of a
+   * super-packet's first segment is its number of segments. The first
+   * segment is checked and routed as any packet; when it is forwarded, the
+   * rest (built by the addon from the same header: same addresses, protocol
+   * and TTL) follow it to the same peer with only their TTL decremented.
    */
   process(batch: PacketBatch): number {
     const d = batch.data;
@@ -43,11 +50,14 @@ export class Encapsulator {
     const local = this.table.localSubnet;
     const localNet = local === undefined ? -1 : local.ip;
     const localMask = local === undefined ? 0 : local.mask;
+    const split = batch.readInfo[READ_INFO_SUPER] > 0;
+    const count = batch.count;
     let out = 0;
     let bytes = 0;
-    for (let i = 0, k = 0; i < batch.count; i++, k += DESC_WORDS) {
+    for (let i = 0, k = 0; i < count; i++, k += DESC_WORDS) {
       const off = desc[k + D_OFF];
       const len = desc[k + D_LEN];
+      const segs = split ? desc[k + D_PORT] : 0;
       const check = ip.checkHeader(d, off, len);
       if (check !== ip.HeaderCheck.OK) {
         drops[check]++;
@@ -84,14 +94,32 @@ export class Encapsulator {
         desc[k + D_LEN] = 0;
         continue;
       }
-      desc[k + D_ADDR] = peer.publicIp | 0;
-      desc[k + D_PORT] = peer.port;
-      const slot = c.peerSlot(peer.index);
-      c.peer[slot]++;
-      c.peer[slot + 1] += len;
-      bytes += len;
+      const addr = peer.publicIp | 0;
+      const port = peer.port;
+      desc[k + D_ADDR] = addr;
+      desc[k + D_PORT] = port;
+      let n = 1;
+      let sum = len;
       v[i] = 0;
-      out++;
+      if (segs > 1) {
+        // The other segments of this super-packet (see above).
+        const end = Math.min(i + segs, count);
+        while (i + 1 < end) {
+          i++;
+          k += DESC_WORDS;
+          ip.decrementTtl(d, desc[k + D_OFF]);
+          desc[k + D_ADDR] = addr;
+          desc[k + D_PORT] = port;
+          sum += desc[k + D_LEN];
+          v[i] = 0;
+          n++;
+        }
+      }
+      const slot = c.peerSlot(peer.index);
+      c.peer[slot] += n;
+      c.peer[slot + 1] += sum;
+      bytes += sum;
+      out += n;
     }
     this.lastBytes = bytes;
     return out;

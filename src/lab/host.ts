@@ -7,6 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT, waitForLog } from './lab';
 import { run, tryRun, waitFor } from '../util/sh';
+import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
+
+/** CNI_PATH for pods networked through the plugins: bin/flannel, then Debian's plugins. */
+export const CNI_PATH = [path.join(REPO_ROOT, 'bin'), '/usr/lib/cni'];
 
 export interface SubnetEnv {
   network: string;
@@ -145,6 +149,57 @@ export class Host {
     run(['ip', '-n', ns, 'route', 'add', 'default', 'via', first]);
     return new Pod(this, ns, ip);
   }
+
+  // --- CNI: pods networked through the flannel plugin, as kubelet would ---
+
+  /** The flannel plugin's dataDir (saved delegate configs) for this host. */
+  get cniDataDir(): string {
+    return path.join(this.dir, 'cni', 'flannel');
+  }
+
+  /** host-local's store for this host (one file per reserved address). */
+  get ipamDataDir(): string {
+    return path.join(this.dir, 'cni', 'networks');
+  }
+
+  /**
+   * The seed's cni-conf.json (flannel with hairpinMode and isDefaultGateway,
+   * then portmap), pointed at this host's subnet file, dataDir and
+   * host-local dataDir so nothing touches /run or /var/lib/cni.
+   */
+  cniConfList(cniVersion = '0.3.1', name = 'cbr0'): ConfList {
+    return {
+      cniVersion,
+      name,
+      plugins: [
+        {
+          type: 'flannel',
+          subnetFile: this.subnetFile,
+          dataDir: this.cniDataDir,
+          ipam: { dataDir: this.ipamDataDir },
+          delegate: { hairpinMode: true, isDefaultGateway: true },
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    };
+  }
+
+  /** A CNI runtime whose plugins run inside this host's namespace. */
+  cniRuntime(): CniRuntime {
+    return new CniRuntime({ path: CNI_PATH, wrap: ['ip', 'netns', 'exec', this.ns] });
+  }
+
+  /** A pod namespace networked by ADD through `confList` (default: the seed's chain). */
+  addCniPod(opts: { confList?: ConfList; capabilityArgs?: Record<string, unknown> } = {}): CniPod {
+    const n = ++this.pods;
+    const ns = this.lab.addNamespace(`${this.name}-c${n}`);
+    const list = opts.confList ?? this.cniConfList();
+    const rt: RuntimeConf = { containerId: ns, netns: `/run/netns/${ns}`, ifName: 'eth0', capabilityArgs: opts.capabilityArgs };
+    const result = this.cniRuntime().addList(list, rt);
+    const ip = resultIp4(result);
+    if (!ip) throw new Error(`CNI ADD on ${this.name} gave no IPv4 address: ${JSON.stringify(result)}`);
+    return new CniPod(this, ns, ip, list, rt, result);
+  }
 }
 
 export class Pod {
@@ -164,5 +219,34 @@ export class Pod {
     const r = this.tryExec(['ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', String(waitS), target], (count * intervalS + waitS + 5) * 1000);
     const m = /(\d+) received/.exec(r.stdout);
     return { received: m ? Number(m[1]) : 0, output: r.stdout + r.stderr };
+  }
+}
+
+/** A pod created through CNI: keeps what the runtime caches (the list, its args, the ADD result). */
+export class CniPod extends Pod {
+  constructor(
+    host: Host,
+    ns: string,
+    ip: string,
+    readonly confList: ConfList,
+    readonly rt: RuntimeConf,
+    readonly result: CniResult,
+  ) {
+    super(host, ns, ip);
+  }
+  get containerId(): string {
+    return this.rt.containerId;
+  }
+  /** The host side of the pod's veth (from the ADD result). */
+  get hostVeth(): string | undefined {
+    return resultHostVeth(this.result);
+  }
+  /** CHECK through the chain; throws CniInvokeError on failure. */
+  check(): void {
+    this.host.cniRuntime().checkList(this.confList, this.rt, this.result);
+  }
+  /** DEL through the chain, in reverse. */
+  del(): void {
+    this.host.cniRuntime().delList(this.confList, this.rt, this.result);
   }
 }

@@ -265,10 +265,21 @@ export class EtcdRegistry implements SubnetRegistry {
       if (done) return;
       const revision = Number(res.header.revision);
       const events = res.events;
-      // TTL lookups make event handling async; chain them so order is kept.
+      // TTL lookups make event handling async. They start at once (a burst of
+      // new leases costs one round trip, not one per lease) and are settled
+      // here, so none rejects unhandled; the handlers run in a chain, in order.
+      const leases = events.map((ev) =>
+        ev.type === 'Delete'
+          ? undefined
+          : this.toLease(ev.kv).then(
+              (lease) => ({ lease }),
+              (err: unknown) => ({ err }),
+            ),
+      );
       queue = queue
         .then(async () => {
-          for (const ev of events) {
+          for (let i = 0; i < events.length; i++) {
+            const ev = events[i];
             if (done) return;
             const key = ev.kv.key.toString();
             const subnet = parseSubnetKey(key);
@@ -279,8 +290,9 @@ export class EtcdRegistry implements SubnetRegistry {
             if (ev.type === 'Delete') {
               h.delete(subnet, key, revision);
             } else {
-              const lease = await this.toLease(ev.kv);
-              if (lease && !done) h.put(lease, revision);
+              const r = (await leases[i])!;
+              if ('err' in r) throw r.err;
+              if (r.lease && !done) h.put(r.lease, revision);
             }
           }
         })

@@ -18,6 +18,14 @@
 // each slot: its packet is at slot offset + 10 (D_OFF says so) and at most
 // slotSize - 10 bytes long. Descriptors always describe bare IPv4 packets.
 //
+// A TUN with TSO reads "packed" instead: reads land one after another in
+// `data` (slotSize >= 65545 each), and a TCP super-packet of up to 64 KiB is
+// split in place into MTU-sized segments, one descriptor each, so count may
+// exceed slots. On such a read, D_PORT of a super-packet's first segment is
+// its number of segments k (the next k - 1 rows are the rest; they differ
+// only in length, IP ID, sequence number, FIN/PSH and checksums), else 0.
+// `readInfo` says what the last TUN read did (READ_INFO_*).
+//
 // Callers' rules: descriptors say where packets are; never assume descriptor i
 // is at i * slotSize. Read only rows 0..count-1. On send, rows may point
 // anywhere inside `data` (UDP GSO groups consecutive rows to the same
@@ -42,11 +50,27 @@ export const MAX_PACKET = 65535;
 /** Most datagrams the kernel coalesces into one UDP GRO receive (UDP_GRO_CNT_MAX). */
 export const GRO_MAX_SEGMENTS = 64;
 
+/** Least slotSize for reading a TUN with TSO: a 65535-byte super-packet behind its 10-byte virtio_net_hdr. */
+export const TSO_MIN_SLOT = 65545;
+
+/** PacketBatch.readInfo after TunDevice.read: packets read from the kernel. */
+export const READ_INFO_READS = 0;
+/** 1 when the read stopped because the queue was empty (EAGAIN), 0 when the batch filled up. */
+export const READ_INFO_DRAINED = 1;
+/** TCP super-packets split (TSO). */
+export const READ_INFO_SUPER = 2;
+/** Rows those super-packets made. */
+export const READ_INFO_SEGMENTS = 3;
+/** Reads dropped by the addon: a malformed or unexpected GSO packet, or one too big for the batch. */
+export const READ_INFO_DROPPED = 4;
+
 export class PacketBatch {
   readonly data: Buffer;
   readonly desc: Int32Array;
-  /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive. */
+  /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive or a TSO read. */
   count = 0;
+  /** What the last TunDevice.read did: READ_INFO_* words. */
+  readonly readInfo = new Int32Array(5);
 
   /**
    * @param slots buffers of `slotSize` bytes in `data`

@@ -31,6 +31,11 @@ export interface TunOffloads {
   vnetHdr: boolean;
   /** tunWrite coalesces TCPv4 segments into GSO writes (off by request, or after the kernel refused one). */
   gro: boolean;
+  /**
+   * TUNSETOFFLOAD CSUM|TSO4 is on: tunRead may get TCPv4 super-packets and
+   * splits them into MTU-sized segments (packed layout, slotSize >= 65545).
+   */
+  tso: boolean;
 }
 
 /** One writev of tunWrite as planned by groPlan. */
@@ -48,15 +53,25 @@ export interface FlannelTunNative {
    *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) (|IFF_VNET_HDR with a
    *  10-byte header when vnetHdr, default false). Non-persistent: closing
    *  the last fd deletes the device. Names longer than 15 bytes throw EINVAL.
-   *  gro (default true) matters only with vnetHdr: see tunWrite. IFF_VNET_HDR
-   *  belongs to the device: all queues of a multi-queue device must agree. */
-  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean, gro?: boolean): TunOpenResult;
+   *  gro (default true) matters only with vnetHdr: see tunWrite. tso
+   *  (default false, only with vnetHdr) asks the kernel for TCPv4
+   *  super-packets (TUNSETOFFLOAD CSUM|TSO4), which tunRead splits; a kernel
+   *  that refuses leaves it off (see tunOffloads). IFF_VNET_HDR and the
+   *  offloads belong to the device: all queues of a multi-queue device must agree. */
+  tunOpen(name: string, multiQueue: boolean, vnetHdr?: boolean, gro?: boolean, tso?: boolean): TunOpenResult;
   /** Reads packets into slots 0..max-1 (slot i at i*slotSize) until EAGAIN or
    *  `max`; fills D_OFF and D_LEN (D_ADDR, D_PORT = 0) of rows 0..count-1.
    *  Returns count (0 when nothing is queued). On a vnetHdr fd the slot
    *  starts with the header: D_OFF = slot offset + 10, packets up to
-   *  slotSize - 10 bytes, checksums left partial by the kernel completed. */
-  tunRead(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
+   *  slotSize - 10 bytes, checksums left partial by the kernel completed.
+   *  On a TSO fd (slotSize >= 65545, else RangeError) the layout is packed:
+   *  up to `max` reads land one after another, each TCPv4 super-packet is
+   *  split in place into MTU-sized segments, one row each (so count may
+   *  exceed max), and D_PORT of a super-packet's first row is its number of
+   *  segments k >= 2 (the next k - 1 rows are the others), 0 elsewhere.
+   *  Reading stops early when data or desc lacks room for another full read.
+   *  info (Int32Array >= 5, optional) receives READ_INFO_* (batch.ts). */
+  tunRead(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number, info?: Int32Array): number;
   /** Writes each of rows 0..count-1 with D_LEN > 0, in order. Returns how
    *  many packets (rows) were written; refused packets are skipped (the
    *  caller counts the rest as drops). Throws only for a bad fd. On a
@@ -72,6 +87,12 @@ export interface FlannelTunNative {
   /** Tests only: what tunWrite with gro would write for rows 0..count-1, one
    *  unit per writev, in order; no syscall, data is left unchanged. */
   groPlan(data: Buffer, desc: Int32Array, count: number): GroUnit[];
+  /** Tests only: what tunRead does with one read on a TSO fd, without a
+   *  syscall. data[0..len) holds a 10-byte virtio_net_hdr (host byte order)
+   *  and a packet as the kernel hands them over; it is checksummed or split
+   *  in place, rows of desc filled as tunRead fills them. Returns the rows,
+   *  0 if tunRead would drop the packet, -1 if data/desc are too small. */
+  tsoSplit(data: Buffer, desc: Int32Array, len: number): number;
   /** Tests only: the folded ones-complement sum (not inverted) of
    *  data[offset..offset+length), as a 16-bit big-endian number; 0xffff over
    *  a header or segment whose checksum is right. */

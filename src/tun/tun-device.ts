@@ -20,6 +20,14 @@ export interface TunOpenOptions {
    * ~40 segments. Turns itself off if the kernel refuses GSO writes.
    */
   gro?: boolean;
+  /**
+   * With vnetHdr (default false): TUNSETOFFLOAD CSUM|TSO4, so the kernel
+   * hands over TCP super-packets of up to 64 KiB instead of segmenting them,
+   * and read() splits them into MTU-sized packets in the batch. Reads need
+   * batches with slotSize >= TSO_MIN_SLOT and room for many descriptors
+   * (`new PacketBatch(n, TSO_MIN_SLOT, n * 64)`). Left off if the kernel refuses.
+   */
+  tso?: boolean;
 }
 
 /**
@@ -40,7 +48,7 @@ export class TunDevice extends FdHandle {
 
   /** Throws an Error with `code` (e.g. 'EPERM' without CAP_NET_ADMIN, 'EINVAL' for a bad name). */
   static open(name = 'flannel0', opts: TunOpenOptions = {}): TunDevice {
-    const r = native().tunOpen(name, opts.multiQueue ?? false, opts.vnetHdr ?? false, opts.gro ?? true);
+    const r = native().tunOpen(name, opts.multiQueue ?? false, opts.vnetHdr ?? false, opts.gro ?? true, opts.tso ?? false);
     return new TunDevice(r.fd, r.name);
   }
 
@@ -51,12 +59,13 @@ export class TunDevice extends FdHandle {
 
   /**
    * Reads up to batch.slots packets (until the queue is empty) into the batch's
-   * slots; sets batch.count and D_OFF/D_LEN of rows 0..count-1. Returns count,
-   * 0 when nothing is queued. A packet longer than slotSize (slotSize - 10
-   * with vnetHdr) is truncated.
+   * slots; sets batch.count, batch.readInfo and D_OFF/D_LEN of rows
+   * 0..count-1. Returns count, 0 when nothing is queued. A packet longer than
+   * slotSize (slotSize - 10 with vnetHdr) is truncated. With tso, super-packets
+   * become one row per segment (count may exceed slots; see batch.ts).
    */
   read(batch: PacketBatch): number {
-    batch.count = native().tunRead(this.liveFd(), batch.data, batch.desc, batch.slots, batch.slotSize);
+    batch.count = native().tunRead(this.liveFd(), batch.data, batch.desc, batch.slots, batch.slotSize, batch.readInfo);
     return batch.count;
   }
 

@@ -67,7 +67,7 @@ describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'nee
 
   it('forwarding: one GSO write per run, cut back into exactly the original segments', async () => {
     const r = await fixture('forward');
-    assert.deepEqual(r.offloads, { vnetHdr: true, gro: true });
+    assert.deepEqual(r.offloads, { vnetHdr: true, gro: true, tso: false });
     assert.deepEqual(r.plan, [1, 1, 10, 40], 'UDP, bad-checksum segment, flow B (ends with PSH), flow A');
     assert.equal(r.written, r.rows, 'every packet counted');
     assert.equal(r.writes, 4, 'the kernel received 4 packets for 52 rows');
@@ -78,7 +78,7 @@ describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'nee
     assert.deepEqual(r.badBack, { count: 1, same: true }, 'the bad segment went alone, unchanged');
     assert.equal(r.udpBack, 1);
     assert.ok(r.dataUnchanged, 'the batch is left as it was');
-    assert.deepEqual(r.offloadsAfter, { vnetHdr: true, gro: true });
+    assert.deepEqual(r.offloadsAfter, { vnetHdr: true, gro: true, tso: false });
   });
 
   it('local TCP: a listener receives a GSO write byte-exact and ACKs all of it', async () => {
@@ -105,25 +105,25 @@ describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'nee
 
   it('GRO off by request, refused by the kernel, probed from another thread', async (t) => {
     const r = await fixture('fallback');
-    assert.deepEqual(r.offOffloads, { vnetHdr: true, gro: false });
+    assert.deepEqual(r.offOffloads, { vnetHdr: true, gro: false, tso: false });
     assert.equal(r.off.written, 20);
     assert.equal(r.off.writes, 20, 'no coalescing');
     exact(r.off, 'gro off');
-    assert.deepEqual(r.refusalBefore, { vnetHdr: true, gro: true });
+    assert.deepEqual(r.refusalBefore, { vnetHdr: true, gro: true, tso: false });
     // The hook sends csum_offset 0 with GSO_TCPV4, refused since Linux 6.11 / 6.6.44.
     if (r.refusal.writes === 1 && r.refusalAfter.gro) return t.skip('this kernel accepts a TCP GSO header with csum_offset 0');
     assert.equal(r.refusal.written, 20, 'the refused super-packet went out segment by segment');
     assert.equal(r.refusal.writes, 20);
     exact(r.refusal, 'refused');
-    assert.deepEqual(r.refusalAfter, { vnetHdr: true, gro: false }, 'GRO off after the refusal');
+    assert.deepEqual(r.refusalAfter, { vnetHdr: true, gro: false, tso: false }, 'GRO off after the refusal');
     assert.equal(r.refusalAgain.writes, 20);
     exact(r.refusalAgain, 'after the refusal');
-    assert.deepEqual(r.plainOffloads, { vnetHdr: false, gro: false });
+    assert.deepEqual(r.plainOffloads, { vnetHdr: false, gro: false, tso: false });
     // A thread that did not open the fd probes it: IFF_VNET_HDR from TUNGETIFF (GRO assumed on).
     assert.deepEqual(r.workerView, [
-      { vnetHdr: true, gro: true },
-      { vnetHdr: false, gro: false },
-      { vnetHdr: true, gro: true },
+      { vnetHdr: true, gro: true, tso: false },
+      { vnetHdr: false, gro: false, tso: false },
+      { vnetHdr: true, gro: true, tso: false },
     ]);
     assert.equal(r.smallSlot?.name, 'RangeError');
     assert.equal(r.closedOffloads?.code, 'EBADF');
@@ -137,7 +137,7 @@ describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'nee
       `${k}: blackhole ${r[k].blackhole.gbitPerSec} Gbit/s (${r[k].blackhole.packetsPerSec} pkt/s, ${r[k].blackhole.cpuMsPerGB} CPU ms/GB), ` +
       `forward ${r[k].forward.gbitPerSec} Gbit/s (${r[k].forward.cpuMsPerGB} CPU ms/GB)`;
     console.log(['plain', 'vnetNoGro', 'gro'].map(line).join('\n'));
-    assert.deepEqual(r.gro.offloads, { vnetHdr: true, gro: true });
+    assert.deepEqual(r.gro.offloads, { vnetHdr: true, gro: true, tso: false });
     assert.ok(r.gro.blackhole.packetsPerSec > 2 * r.plain.blackhole.packetsPerSec, 'coalescing at least doubles packets/s into the TUN');
   });
 });

@@ -47,6 +47,10 @@ describe('defaults', () => {
       subnetFile: '/run/flannel/subnet.env',
       subnetLeaseRenewMargin: 60,
       adminSocket: '/run/flannel/flannel-ts.sock',
+      tunOffload: true,
+      tunGro: true,
+      udpGso: true,
+      udpGro: true,
       ipMasq: false,
       healthzIp: '0.0.0.0',
       healthzPort: 0,
@@ -375,9 +379,21 @@ describe('--help and --version', () => {
     // sorted by name, as Go does
     const names = [...u.matchAll(/^ {2}-([a-z_-]+)/gm)].map((m) => m[1]);
     assert.deepEqual(names, [...names].sort());
-    // flanneld's 31 flags plus flannel-ts's own --admin-socket
-    assert.equal(names.length, 32);
-    assert.ok(names.includes('admin-socket'));
+    // flanneld's 31 flags plus flannel-ts's own: --admin-socket and the four offload switches
+    assert.equal(names.length, 36);
+    for (const n of ['admin-socket', 'tun-offload', 'tun-gro', 'udp-gso', 'udp-gro']) assert.ok(names.includes(n), n);
+    assert.ok(u.includes('  -tun-offload\n    \tflannel-ts: read TCP super-packets from flannel0 (TSO)'));
+    assert.match(u, /-udp-gro\n.*\(default true\)\n/);
+  });
+
+  test('offload switches: booleans, default on, from the command line or FLANNELD_*', () => {
+    const o = run(['--tun-offload=false', '-udp-gso=0']);
+    assert.deepEqual([o.tunOffload, o.tunGro, o.udpGso, o.udpGro], [false, true, false, true]);
+    const e = run([], { FLANNELD_TUN_GRO: 'false', FLANNELD_UDP_GRO: 'F', FLANNELD_TUN_OFFLOAD: 'false' });
+    assert.deepEqual([e.tunOffload, e.tunGro, e.udpGso, e.udpGro], [false, false, true, false]);
+    // The command line wins over the environment.
+    assert.equal(run(['--udp-gro'], { FLANNELD_UDP_GRO: 'false' }).udpGro, true);
+    fails(['--udp-gso=maybe'], {}, '-udp-gso');
   });
 
   test('--version gives the version from package.json', () => {

@@ -230,14 +230,14 @@ describe('SubnetManager (fake registry)', () => {
     const m = make(reg);
     const p = m.waitForConfig();
     await new Promise((r) => setTimeout(r, 40));
-    reg.config = '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan"}}';
+    reg.config = '{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}';
     await new Promise((r) => setTimeout(r, 40));
     reg.config = '{"Network":"198.19.0.0/16"}';
     const c = await p;
     assert.equal(c.network.toString(), '198.19.0.0/16');
     assert.ok(reg.calls.every((c) => c === 'getConfig'));
     assert.ok(m.logLines.some((l) => /Couldn't fetch network config: flannel config not found in etcd store at \/coreos\.com\/network\/config/.test(l)));
-    assert.equal(m.logLines.filter((l) => /^error: .*Backend\.Type "vxlan" is not supported by flannel-ts yet/.test(l)).length, 1);
+    assert.equal(m.logLines.filter((l) => /^error: .*Backend\.Type "ipip" is not supported by flannel-ts yet/.test(l)).length, 1);
   });
 
   test('lost create races are retried; too many is FLANNEL_ERR_LEASE_RACE', async () => {

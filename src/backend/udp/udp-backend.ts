@@ -23,6 +23,8 @@ export class UdpBackend implements Backend {
   readonly type = 'udp';
   private dataPlane: DataPlane | undefined;
   private network: Ip4Net | undefined;
+  private tun: TunDevice | undefined;
+  private udp: UdpSocket | undefined;
 
   constructor(private readonly ctx: BackendContext) {}
 
@@ -42,26 +44,47 @@ export class UdpBackend implements Backend {
   async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     const { ext, log } = this.ctx;
     this.network = config.network;
-    // vnet headers let the receive side write coalesced TCP super-packets (userspace GRO).
-    const tun = TunDevice.open(TUN_NAME, { vnetHdr: true });
+    const want = { tunOffload: true, tunGro: true, udpGso: true, udpGro: true, ...this.ctx.offloads };
+    // vnet headers carry the TUN offloads: super-packets read (TSO, split in
+    // the addon) and coalesced TCP segments written (user-space GRO). With
+    // both off flannel0 is a plain TUN, as stock flannel's.
+    const tun = TunDevice.open(TUN_NAME, { vnetHdr: want.tunOffload || want.tunGro, gro: want.tunGro, tso: want.tunOffload });
     let udp: UdpSocket;
     try {
       configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
-      udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: SOCKET_BUFFER, sndbuf: SOCKET_BUFFER });
+      udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: SOCKET_BUFFER, sndbuf: SOCKET_BUFFER, gso: want.udpGso, gro: want.udpGro });
     } catch (e) {
       tun.close();
       throw e;
     }
+    this.tun = tun;
+    this.udp = udp;
     this.dataPlane = new DataPlane(tun, udp, table);
     this.dataPlane.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
     this.dataPlane.start();
-    const off = udp.offloads;
-    const toff = tun.offloads;
+    const on = this.offloadsEnabled!;
+    const state = (feature: string, asked: boolean) => (on[feature] ? 'on' : asked ? 'off (refused by the kernel)' : 'off');
     log.info(
-      `${tun.name} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${this.mtu}, route ${config.network}; UDP ${ext.ifaceAddr}:${config.port} ` +
-        `(UDP GSO ${off.gso ? 'on' : 'off'}, UDP GRO ${off.gro ? 'on' : 'off'}, TUN vnet header ${toff.vnetHdr ? 'on' : 'off'}, TCP coalescing ${toff.gro ? 'on' : 'off'})`,
+      { offloads: on },
+      `${tun.name} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${this.mtu}, route ${config.network}; UDP ${ext.ifaceAddr}:${config.port}; ` +
+        `offloads: TUN TSO ${state('tun_tso', want.tunOffload)}, TUN GRO ${state('tun_gro', want.tunGro)}, ` +
+        `UDP GSO ${state('udp_gso', want.udpGso)}, UDP GRO ${state('udp_gro', want.udpGro)}`,
     );
     return this.mtu;
+  }
+
+  /**
+   * The offloads in use now: tun_tso (super-packets read and split), tun_gro
+   * (coalesced writes), udp_gso, udp_gro. Some turn off by themselves when the
+   * kernel refuses them at run time (see src/tun/native).
+   */
+  get offloadsEnabled(): Record<string, boolean> | undefined {
+    const tun = this.tun;
+    const udp = this.udp;
+    if (!tun || !udp || tun.closed || udp.closed) return undefined;
+    const t = tun.offloads;
+    const u = udp.offloads;
+    return { tun_tso: t.tso, tun_gro: t.gro, udp_gso: u.gso, udp_gro: u.gro };
   }
 
   leasesChanged(_diff: LeaseDiff): void {

@@ -1,11 +1,12 @@
 // flannel_tun: the module, its per-env state, errors and closeFd.
 //
 // Exports (types as seen from JS; see src/tun/native.ts for callers' rules):
-//   tunOpen(name, multiQueue, vnetHdr?, gro?) -> { fd, name }
-//   tunRead(fd, data, desc, max, slotSize) -> count
+//   tunOpen(name, multiQueue, vnetHdr?, gro?, tso?) -> { fd, name }
+//   tunRead(fd, data, desc, max, slotSize, info?) -> count
 //   tunWrite(fd, data, desc, count) -> written
-//   tunOffloads(fd) -> { vnetHdr, gro }
-//   groPlan(data, desc, count) -> units;  onesSum(data, offset, length)  (tests)
+//   tunOffloads(fd) -> { vnetHdr, gro, tso }
+//   groPlan(data, desc, count) -> units;  tsoSplit(data, desc, len) -> rows;
+//   onesSum(data, offset, length)  (tests)
 //   tunTestRefuseGso(fd)  (test hook)
 //   udpOpen(bindAddr, port, rcvbuf, sndbuf, offloads?) -> fd
 //   udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
@@ -121,6 +122,7 @@ static void env_cleanup(void *arg) {
 static void env_free(napi_env env, void *data, void *hint) {
   free(((env_state *)data)->socks);
   free(((env_state *)data)->tuns);
+  free(((env_state *)data)->stash);
   free(data);
 }
 
@@ -143,6 +145,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "tunOffloads", NULL, tun_offloads, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunTestRefuseGso", NULL, tun_test_refuse_gso, NULL, NULL, NULL, napi_enumerable, NULL },
     { "groPlan", NULL, gro_plan, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tsoSplit", NULL, tso_split, NULL, NULL, NULL, napi_enumerable, NULL },
     { "onesSum", NULL, ones_sum, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -59,9 +59,23 @@ typedef struct {
 #define TUN_VNET 2        // IFF_VNET_HDR: every read/write starts with a virtio_net_hdr
 #define TUN_GRO 4         // tunWrite coalesces TCPv4 segments (cleared at the first refusal)
 #define TUN_TEST_REFUSE 8 // test hook: the next GSO write is malformed (tunTestRefuseGso)
+#define TUN_TSO 16        // TUNSETOFFLOAD CSUM|TSO4: reads may be TCP super-packets, split by tunRead (tun_tso.c)
 
 // The virtio_net_hdr in front of every packet on a TUN_VNET fd.
 #define VNET_HDR_LEN 10
+
+// A TSO read may be a 65535-byte IPv4 packet behind the header: the least
+// slotSize tunRead takes on a TUN_TSO fd, and the size of the stash.
+#define TSO_MIN_SLOT (65535 + VNET_HDR_LEN)
+#define STASH_BYTES TSO_MIN_SLOT
+
+// tunRead's optional `info` Int32Array (src/tun/batch.ts: READ_INFO_*).
+#define TUN_INFO_READS 0    // packets read from the kernel
+#define TUN_INFO_DRAINED 1  // 1 when the read stopped at EAGAIN (the queue is empty)
+#define TUN_INFO_SUPER 2    // super-packets split
+#define TUN_INFO_SEGMENTS 3 // rows those made
+#define TUN_INFO_DROPPED 4  // reads dropped: malformed GSO, or too big for the batch
+#define TUN_INFO_WORDS 5
 
 typedef struct poll_s poll_s;
 
@@ -86,6 +100,11 @@ typedef struct {
   uint8_t *tuns;
   size_t ntuns;
   poll_s *polls; // active watchers, closed when the env tears down
+  // tunRead on a TUN_TSO fd: a super-packet read when the batch had no room
+  // left for its segments, split first by the next call on stash_fd.
+  uint8_t *stash;
+  size_t stash_len; // 0: empty
+  int stash_fd;
 } env_state;
 
 env_state *get_state(napi_env env);
@@ -166,6 +185,27 @@ int64_t tun_write_vnet(int fd, const batch_s *b, int64_t count, int *flags);
 // bytes of packet. Completes a NEEDS_CSUM checksum in place.
 void tun_vnet_finish_read(uint8_t *buf, size_t len);
 napi_value gro_plan(napi_env env, napi_callback_info info);
+
+// ---- TUN offloads on read (tun_tso.c) ----
+struct virtio_net_hdr;
+// How a TCPv4 super-packet splits: IP header length, IP + TCP header length,
+// payload bytes per segment, payload bytes in all, segments, and the bytes of
+// all segments back to back.
+typedef struct {
+  uint32_t ihl, hlen, gso, payload, segs;
+  size_t out;
+} tso_plan_s;
+// Validates the super-packet p (len bytes, header vh) and plans its split;
+// false when it is malformed or not TCPv4.
+bool tso_plan(const uint8_t *p, size_t len, const struct virtio_net_hdr *vh, tso_plan_s *pl);
+// Splits p in place into pl->segs segments, segment i at p + i * (hlen + gso);
+// needs pl->out bytes at p.
+void tso_apply(uint8_t *p, const tso_plan_s *pl);
+// tunRead on a TUN_TSO fd (packed layout, see tun_tso.c). Returns the rows
+// filled; *err is set (and 0 returned) for a read error with nothing read.
+int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_t slot, int32_t *info, int *err);
+void tun_stash_forget(env_state *st, int fd);
+napi_value tso_split(napi_env env, napi_callback_info info);
 napi_value ones_sum(napi_env env, napi_callback_info info);
 
 napi_value udp_open(napi_env env, napi_callback_info info);

@@ -1,0 +1,171 @@
+// flannel's host-gw backend (pkg/backend/hostgw + route_network.go): no
+// encapsulation and no device; each peer's subnet is routed via the peer's
+// public IP on the external interface:
+//
+//   ip route replace <peer subnet> via <peer public IP> dev <external interface>
+//
+// That only works when every host is on one layer-2 segment. A peer whose
+// public IP is not on a directly connected network of the external interface
+// cannot be a gateway (the kernel answers "Nexthop has invalid gateway"); it
+// is skipped with an error that says so and what to use instead.
+//
+// As in flannel: a public IP that differs from the interface's (NAT) is
+// refused at start, pods get the interface's full MTU, and stopping leaves the
+// routes in place.
+
+import { Ip4, Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
+import { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
+import { NetworkConfig } from '../../subnet/config';
+import { Backend, BackendContext } from '../backend';
+import { FlushLines, KernelPeers, OnLinkPrefix, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
+
+export interface HostGwPeerState {
+  publicIp: string;
+}
+type PeerState = HostGwPeerState;
+
+/** The batch lines that turn a peer's route from `old` into `next` (either undefined: new, or gone). */
+export function hostGwLines(ext: string, subnet: string, old: HostGwPeerState | undefined, next: HostGwPeerState | undefined, out: FlushLines): void {
+  if (old && !next) out.ipDel.push({ line: `route del ${subnet} via ${old.publicIp} dev ${ext}`, subnet, del: true });
+  if (next) out.ipAdd.push({ line: `route replace ${subnet} via ${next.publicIp} dev ${ext}`, subnet });
+}
+
+class HostGwPeers extends KernelPeers<PeerState> {
+  private prefixes: OnLinkPrefix[] = [];
+  private prefixesAt = 0;
+  /** Peers already reported as unreachable (subnet → public IP), so resyncs do not repeat the error. */
+  private readonly reported = new Map<string, number>();
+
+  constructor(
+    private readonly ext: string,
+    private readonly ownIp: Ip4,
+    private readonly network: Ip4Net,
+    private readonly local: () => Ip4Net | undefined,
+    ctx: BackendContext,
+  ) {
+    super('host-gw', ctx.log);
+  }
+
+  /** On-link prefixes at most 10 s old; fresh ones when a peer looks off-link (the interface may have a new address). */
+  protected override async beforeFlush(peers: Peer[]): Promise<void> {
+    if (Date.now() - this.prefixesAt > 10_000 || peers.some((p) => !this.onLink(p.publicIp))) {
+      this.prefixes = await onLinkPrefixes();
+      this.prefixesAt = Date.now();
+    }
+  }
+
+  /** Whether `ip` can be a next hop on the external interface. */
+  private onLink(ip: Ip4): OnLinkPrefix | undefined {
+    return onLinkFor(this.prefixes, ip, this.ext);
+  }
+
+  protected plan(peer: Peer): PeerState | undefined {
+    const subnet = peer.subnet.toString();
+    const ip = formatIp4(peer.publicIp);
+    if (peer.publicIp === this.ownIp) {
+      this.log.error(`host-gw: lease ${subnet} carries this host's own public IP ${ip}; not routing it (do two hosts share an address?)`);
+      return undefined;
+    }
+    if (!this.onLink(peer.publicIp)) {
+      if (this.reported.get(subnet) !== peer.publicIp) {
+        this.reported.set(subnet, peer.publicIp);
+        const mine = this.prefixes.filter((p) => p.dev === this.ext).map((p) => p.net.toString());
+        this.log.error(
+          `host-gw: cannot route ${subnet} via ${ip}: that host is not on the same link as this one ` +
+            `(${this.ext} reaches ${mine.length ? mine.join(', ') : 'no directly connected network'} directly). ` +
+            'host-gw needs every host on one layer-2 network; for hosts behind routers use the vxlan backend ' +
+            '(with "DirectRouting": true to keep host-gw speed between neighbours) or udp',
+        );
+      }
+      return undefined;
+    }
+    this.reported.delete(subnet);
+    return { publicIp: ip };
+  }
+
+  protected equal(a: PeerState, b: PeerState): boolean {
+    return a.publicIp === b.publicIp;
+  }
+
+  protected lines(subnet: string, old: PeerState | undefined, next: PeerState | undefined, out: FlushLines): void {
+    hostGwLines(this.ext, subnet, old, next, out);
+  }
+
+  protected async reconcile(keep: ReadonlyMap<string, PeerState>): Promise<void> {
+    const local = this.local();
+    const del = [];
+    for (const r of await routesWithin(this.network)) {
+      if (r.gateway === undefined || r.dev !== this.ext || (local && r.dst.equals(local))) continue;
+      if (!keep.has(r.dst.toString())) del.push({ line: `route del ${r.dst} via ${formatIp4(r.gateway)} dev ${this.ext}`, del: true });
+    }
+    if (del.length === 0) return;
+    await this.ip.run(del);
+    this.log.info(`host-gw: removed ${del.length} stale route(s) left by an earlier run for peers that are gone`);
+  }
+}
+
+export class HostGwBackend implements Backend {
+  readonly type = 'host-gw';
+  private lease: Lease | undefined;
+  private peers: HostGwPeers | undefined;
+  private readonly ignored = new Map<string, string>();
+
+  constructor(private readonly ctx: BackendContext) {}
+
+  get mtu(): number {
+    return this.ctx.ext.mtu;
+  }
+
+  get kernel(): KernelPeers<unknown> | undefined {
+    return this.peers;
+  }
+
+  /** flannel refuses host-gw behind NAT: peers route to our public IP, which must be on our interface. */
+  async prepare(): Promise<unknown> {
+    const { ext } = this.ctx;
+    if (ext.publicIp !== ext.ifaceAddr) {
+      throw Object.assign(
+        new Error(
+          `your PublicIP (${ext.publicIp}) differs from interface IP (${ext.ifaceAddr}), meaning that probably you're on a NAT, ` +
+            'which is not supported by host-gw backend: drop --public-ip, or use the vxlan or udp backend',
+        ),
+        { code: 'FLANNEL_ERR_BACKEND' },
+      );
+    }
+    return undefined;
+  }
+
+  accepts(lease: Lease): boolean {
+    const key = lease.subnet.toString();
+    if (lease.backendType === 'host-gw') {
+      this.ignored.delete(key);
+      return true;
+    }
+    const reason = `Ignoring non-host-gw subnet ${key}: type=${lease.backendType}`;
+    if (this.ignored.get(key) !== reason) {
+      this.ignored.set(key, reason);
+      this.ctx.log.warn(reason);
+    }
+    return false;
+  }
+
+  async start(lease: Lease, config: NetworkConfig, _table: LeaseTable): Promise<number> {
+    this.lease = lease;
+    this.peers = new HostGwPeers(this.ctx.ext.name, parseIp4(this.ctx.ext.publicIp), config.network, () => this.lease?.subnet, this.ctx);
+    this.ctx.log.info(`host-gw: routing peer subnets via their public IPs on ${this.ctx.ext.name}; pod MTU ${this.mtu}`);
+    return this.mtu;
+  }
+
+  leasesChanged(diff: LeaseDiff): void {
+    this.peers?.enqueue(diff);
+  }
+
+  async relocate(lease: Lease): Promise<void> {
+    this.lease = lease; // no device to re-address; the bridge follows subnet.env
+  }
+
+  /** Stops programming; the routes stay, as flannel leaves them. */
+  async stop(): Promise<void> {
+    this.peers?.stop();
+  }
+}

@@ -1,0 +1,206 @@
+// flannel's iptables rules end to end, with Debian's iptables (nft backend)
+// inside the lab's host namespaces: --ip-masq (pods reach the outside world
+// as their node; pod-to-pod keeps pod sources), the resync loop, teardown on
+// a clean stop, and --iptables-forward-rules on hosts whose FORWARD policy is
+// DROP. "The outside world" is a namespace at 198.18.0.200 on the underlay
+// switch, with no route to the overlay.
+
+import { after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Lab } from '../../src/lab/lab';
+import { Etcd } from '../../src/lab/etcd';
+import { CniPod, Host } from '../../src/lab/host';
+import { sleep, waitFor } from '../../src/util/sh';
+import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from './helpers';
+
+const OUTSIDE = '198.18.0.200';
+const NETWORK = '198.19.0.0/16';
+
+/** A UDP listener inside `ns` that reports each datagram's source address. */
+class SourceListener {
+  private readonly proc: ChildProcess;
+  private out = '';
+  constructor(ns: string, ip: string, port: number) {
+    const script = `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => console.log('from ' + r.address + ' ' + m)); s.bind(${port}, ${JSON.stringify(ip)}, () => console.log('listening'));`;
+    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script]);
+    this.proc.stdout!.on('data', (d) => (this.out += d));
+  }
+  ready(): Promise<unknown> {
+    return waitFor('listener', () => this.out.includes('listening'), 5000);
+  }
+  /** Waits for the datagram tagged `tag`; returns its source address. */
+  async sourceOf(tag: string): Promise<string> {
+    const m = await waitFor(`datagram ${tag}`, () => new RegExp(`from (\\S+) ${tag}$`, 'm').exec(this.out), 5000);
+    return m[1];
+  }
+  stop(): void {
+    this.proc.kill();
+  }
+}
+
+/** Sends one UDP datagram `tag` from inside `ns`. */
+function sendUdp(pod: CniPod, ip: string, port: number, tag: string): void {
+  pod.exec([process.execPath, '-e', `const s = require('dgram').createSocket('udp4'); s.send(${JSON.stringify(tag)}, ${port}, ${JSON.stringify(ip)}, () => s.close());`]);
+}
+
+/** `-A` lines of one chain in iptables-save's output for `table`. */
+function chainRules(h: Host, table: string, chain: string): string[] {
+  return h.exec(['iptables-save', '-t', table]).split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+}
+
+/** The masquerade rules flannel installs (flannel's iptables.go masqRules), as iptables-save prints them. */
+function expectedMasq(subnet: string): string[] {
+  const c = '-m comment --comment "flanneld masq"';
+  return [
+    `-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 ${c} -j RETURN`,
+    `-A FLANNEL-POSTRTG -s ${subnet} -d ${NETWORK} ${c} -j RETURN`,
+    `-A FLANNEL-POSTRTG -s ${NETWORK} -d ${subnet} ${c} -j RETURN`,
+    `-A FLANNEL-POSTRTG ! -s ${NETWORK} -d ${subnet} ${c} -j RETURN`,
+    `-A FLANNEL-POSTRTG -s ${NETWORK} ! -d 224.0.0.0/4 ${c} -j MASQUERADE --random-fully`,
+    `-A FLANNEL-POSTRTG ! -s ${NETWORK} -d ${NETWORK} ${c} -j MASQUERADE --random-fully`,
+  ];
+}
+const MASQ_JUMP = '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG';
+const FWD_JUMP = '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD';
+const EXPECTED_FWD = [
+  `-A FLANNEL-FWD -s ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`,
+  `-A FLANNEL-FWD -d ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`,
+];
+
+const subnetOf = (h: Host) => h.subnetEnv().subnet.replace(/\.1\/24$/, '.0/24');
+const countLines = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;
+
+describe('iptables: --ip-masq and --iptables-forward-rules', () => {
+  let lab: Lab;
+  let etcd: Etcd;
+  let outside: string;
+  const prefix = uniquePrefix('ipmasq');
+  const hosts: Host[] = [];
+  const pods = new Map<string, CniPod>();
+  const suite = failureAware();
+  const check = suite.check;
+  const masqArgs = [`--etcd-prefix=${prefix}`, '--ip-masq', '--iptables-resync=1'];
+
+  before(async () => {
+    ({ lab, etcd } = await startLab());
+    writeConfig(etcd, prefix);
+    outside = lab.addNamespace('outside');
+    lab.plug(outside, 'eth0', `${OUTSIDE}/16`);
+    for (let i = 1; i <= 4; i++) hosts.push(new Host(lab, `h${i}`, `198.18.0.${i}`));
+    const [h1, h2, h3, h4] = hosts;
+    // Docker's setting: forward nothing unless a rule says so.
+    for (const h of [h3, h4]) h.exec(['iptables', '-P', 'FORWARD', 'DROP']);
+    h1.startFlanneld(etcd.endpoint, masqArgs);
+    h2.startFlanneld(etcd.endpoint, masqArgs);
+    h3.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`]);
+    h4.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--iptables-forward-rules=false']);
+    await Promise.all(hosts.map((h) => h.waitReady()));
+    for (const h of hosts) pods.set(h.name, h.addCniPod());
+  });
+
+  after(async () => {
+    if (suite.failed) dumpLogs(hosts, etcd);
+    await lab?.destroy();
+  });
+
+  check("--ip-masq installs flannel's masquerade rules, and the bridge leaves masquerading to flanneld", () => {
+    const h1 = hosts[0];
+    assert.deepEqual(chainRules(h1, 'nat', 'FLANNEL-POSTRTG'), expectedMasq(subnetOf(h1)));
+    assert.deepEqual(chainRules(h1, 'nat', 'POSTROUTING'), [MASQ_JUMP], 'one jump, and no masquerade rule of the bridge plugin');
+    assert.deepEqual(chainRules(h1, 'filter', 'FORWARD'), [FWD_JUMP]);
+    assert.deepEqual(chainRules(h1, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
+    assert.equal(h1.subnetEnv().ipMasq, true, 'FLANNEL_IPMASQ=true');
+    const saved = JSON.parse(fs.readFileSync(path.join(h1.cniDataDir, pods.get('h1')!.containerId), 'utf8')) as { ipMasq: boolean };
+    assert.equal(saved.ipMasq, false, 'the delegate bridge does not masquerade');
+    // Without --ip-masq there are no masquerade rules of flanneld's.
+    assert.doesNotMatch(hosts[2].exec(['iptables-save', '-t', 'nat']), /FLANNEL-POSTRTG/);
+  });
+
+  check("a pod reaches the outside world with its node's address as source", async () => {
+    const l = new SourceListener(outside, OUTSIDE, 7000);
+    try {
+      await l.ready();
+      sendUdp(pods.get('h1')!, OUTSIDE, 7000, 'out1');
+      assert.equal(await l.sourceOf('out1'), hosts[0].ip);
+      sendUdp(pods.get('h2')!, OUTSIDE, 7000, 'out2');
+      assert.equal(await l.sourceOf('out2'), hosts[1].ip);
+    } finally {
+      l.stop();
+    }
+    // Replies find their way back through the NAT (the outside has no route to the overlay).
+    const r = pods.get('h1')!.ping(OUTSIDE, 3, 0.1);
+    assert.equal(r.received, 3, r.output);
+  });
+
+  check('pod-to-pod traffic across hosts keeps pod sources', async () => {
+    const to = pods.get('h2')!;
+    const from = pods.get('h1')!;
+    const l = new SourceListener(to.ns, to.ip, 7001);
+    try {
+      await l.ready();
+      sendUdp(from, to.ip, 7001, 'p2p');
+      assert.equal(await l.sourceOf('p2p'), from.ip);
+    } finally {
+      l.stop();
+    }
+  });
+
+  check('the resync loop leaves intact rules alone and puts deleted ones back', async () => {
+    const h1 = hosts[0];
+    const missing = /Some iptables rules are missing/;
+    const before = countLines(h1.daemon!.log(), missing);
+    await sleep(2500); // two resync periods with nothing to do
+    assert.equal(countLines(h1.daemon!.log(), missing), before, 'no re-install while the rules are intact');
+    const subnet = subnetOf(h1);
+    h1.exec(['iptables', '-t', 'nat', '-D', 'FLANNEL-POSTRTG', '-s', subnet, '-d', NETWORK, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'RETURN']);
+    h1.exec(['iptables', '-D', 'FORWARD', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'FLANNEL-FWD']);
+    await waitFor('rules restored', () => chainRules(h1, 'nat', 'FLANNEL-POSTRTG').length === 6 && chainRules(h1, 'filter', 'FORWARD').length === 1, 5000, 100);
+    assert.deepEqual(chainRules(h1, 'nat', 'FLANNEL-POSTRTG'), expectedMasq(subnet));
+    assert.deepEqual(chainRules(h1, 'nat', 'POSTROUTING'), [MASQ_JUMP]);
+    assert.deepEqual(chainRules(h1, 'filter', 'FORWARD'), [FWD_JUMP]);
+    assert.ok(countLines(h1.daemon!.log(), missing) > before, 'the daemon says what it did');
+  });
+
+  check('a host whose FORWARD policy is DROP forwards pod traffic with --iptables-forward-rules, not without', () => {
+    const [, , h3, h4] = hosts;
+    const target = pods.get('h1')!;
+    assert.deepEqual(chainRules(h3, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
+    const via3 = pods.get('h3')!.ping(target.ip, 2, 0.1);
+    assert.equal(via3.received, 2, via3.output);
+    assert.doesNotMatch(h4.exec(['iptables-save', '-t', 'filter']), /FLANNEL-FWD/);
+    const via4 = pods.get('h4')!.ping(target.ip, 2, 0.1, 1);
+    assert.equal(via4.received, 0, 'h4 drops its pods’ traffic in FORWARD');
+    // Controls: h4's pod is networked (its gateway answers: INPUT, not FORWARD), and h4's
+    // overlay itself works (the host's own traffic does not cross FORWARD).
+    const gw = h4.subnetEnv().subnet.split('/')[0];
+    assert.equal(pods.get('h4')!.ping(gw, 1, 0.1).received, 1);
+    const own = h4.tryExec(['ping', '-n', '-c', '2', '-i', '0.1', '-W', '2', target.ip]);
+    assert.match(own.stdout, /2 received/, own.stdout + own.stderr);
+  });
+
+  check('kill -9 and restart: the rules are there once, not twice', async () => {
+    const h1 = hosts[0];
+    await h1.daemon!.stop('SIGKILL');
+    assert.deepEqual(chainRules(h1, 'nat', 'POSTROUTING'), [MASQ_JUMP], 'left in place by a crash');
+    const from = h1.daemon!.log().length;
+    h1.startFlanneld(etcd.endpoint, masqArgs);
+    await h1.daemon!.waitForLog(/flanneld is ready/, 15_000, from);
+    assert.deepEqual(chainRules(h1, 'nat', 'POSTROUTING'), [MASQ_JUMP]);
+    assert.deepEqual(chainRules(h1, 'nat', 'FLANNEL-POSTRTG'), expectedMasq(subnetOf(h1)));
+    assert.deepEqual(chainRules(h1, 'filter', 'FORWARD'), [FWD_JUMP]);
+    assert.deepEqual(chainRules(h1, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
+  });
+
+  check('a clean stop removes the masquerade rules and leaves the FORWARD rules', async () => {
+    const h2 = hosts[1];
+    assert.equal(await h2.daemon!.stop('SIGTERM'), 0);
+    const nat = h2.exec(['iptables-save', '-t', 'nat']);
+    assert.doesNotMatch(nat, /FLANNEL-POSTRTG/, 'chain and jump removed');
+    assert.doesNotMatch(nat, /flanneld masq/);
+    assert.deepEqual(chainRules(h2, 'filter', 'FORWARD'), [FWD_JUMP], 'FORWARD rules stay, as flannel leaves them');
+    assert.deepEqual(chainRules(h2, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
+  });
+});
