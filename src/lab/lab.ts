@@ -5,7 +5,10 @@
 // Safety rules this file enforces: every namespace name starts with the lab's
 // run-unique prefix; underlay addresses come from 198.18.0.0/16; `destroy`
 // ends every process inside the lab's namespaces and deletes them, and runs
-// on process exit too, so a failing test leaves nothing behind.
+// on process exit too, so a failing test leaves nothing behind. `keep()` is the
+// one way out of that: it hands the lab over to a state file (namespaces,
+// processes by pid and start time, directory) and `destroyFromState` tears it
+// down later, from another process (`flannel-ts demo --keep` / `--down`).
 
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -77,6 +77,8 @@ export class BackendNode {
       `--etcd-prefix=${this.prefix}`,
       '--iface=eth0',
       `--subnet-file=${this.subnetFile}`,
+      // Never the default /run/flannel/...: lab daemons keep to the lab's directory.
+      `--admin-socket=${path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`)}`,
       ...this.extraArgs,
       ...extraArgs,
     ];

@@ -132,7 +132,7 @@ function checkFacts(out: string, labels: { outer: string; udp: string; inner: st
 
   // Step 6: udp against vxlan, with numbers.
   assert.match(out, /^ {2}udp \(flannel-ts\) .* [\d.]+ ms +[\d.]+ [MG]bit\/s$/m);
-  assert.match(out, /^ {2}vxlan \(kernel\) .* [\d.]+ ms +[\d.]+ [MG]bit\/s$/m);
+  assert.match(out, /^ {2}vxlan \((flannel-ts|by hand)\) .* [\d.]+ ms +[\d.]+ [MG]bit\/s$/m);
   return hosts;
 }
 
@@ -170,7 +170,9 @@ describe('flannel-ts demo', () => {
 
     // The state file records what runs; it is still running after the demo exited.
     const s = readLabState(state);
-    assert.equal(s.processes.length, 4, 'etcd and three flanneld');
+    const flanneld = s.processes.filter((p) => p.argv.some((a) => a.endsWith('bin/flanneld')));
+    assert.equal(s.processes.filter((p) => p.argv[0] === 'etcd').length, 1, 'etcd is recorded');
+    assert.ok(flanneld.length === 3 || flanneld.length === 5, 'three flanneld (udp), and two (vxlan) unless it fell back to flannel.1 by hand');
     for (const p of s.processes) assert.ok(isRecordedProcessAlive(p), `pid ${p.pid} (${p.argv[0]}) outlives the demo`);
     assert.deepEqual(newNamespaces(before, r.stdout).sort(), [...s.namespaces].sort());
 
@@ -199,7 +201,7 @@ describe('flannel-ts demo', () => {
 
     const down = await cli(['demo', '--down', '--state', state]);
     assert.equal(down.status, 0, down.stderr);
-    assert.match(down.stdout, /stopped 4 processes, removed 13 namespaces/);
+    assert.match(down.stdout, new RegExp(`stopped ${s.processes.length} processes, removed ${s.namespaces.length} namespaces`));
     assert.deepEqual(newNamespaces(before, r.stdout), [], 'no namespace left behind');
     for (const p of s.processes) assert.equal(isRecordedProcessAlive(p), false, `pid ${p.pid} (${p.argv[0]}) is gone`);
     assert.equal(fs.existsSync(state), false, 'the state file is removed');
@@ -220,8 +222,13 @@ describe('flannel-ts demo', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.stderr.on('data', (d: Buffer) => (out += d));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await waitFor('flanneld up in the demo', () => out.includes('flanneld is up on'), 30_000);
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r((code = c))));
+    await waitFor('flanneld up in the demo', () => out.includes('flanneld is up on') || code !== undefined, 60_000).catch((e: Error) => {
+      child.kill('SIGINT');
+      throw new Error(`${e.message}\n${out}`);
+    });
+    assert.equal(code, undefined, `the demo ended early:\n${out}`);
     const dir = labDirOf(out);
     assert.ok(processesMentioning(dir).length >= 4, 'etcd and flanneld are running');
     child.kill('SIGINT');

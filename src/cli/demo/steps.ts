@@ -8,7 +8,7 @@ import { ChildProcess } from 'node:child_process';
 import { Lab, REPO_ROOT } from '../../lab/lab';
 import { Etcd } from '../../lab/etcd';
 import { Host, Pod, SubnetEnv } from '../../lab/host';
-import { setupVxlan } from '../../lab/topology';
+import { BackendNode, setupVxlan } from '../../lab/topology';
 import { run, runAsync, sleep, tryRun, waitFor } from '../../util/sh';
 import { Ui } from './ui';
 import { Text } from './text';
@@ -19,6 +19,9 @@ import type { DemoFacts } from './state';
 
 export const ETCD_PREFIX = '/coreos.com/network';
 export const NETWORK_CONFIG = { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMax: '198.19.199.0', Backend: { Type: 'udp' } };
+/** flannel-ts's vxlan backend runs beside udp: its own prefix, and a Network the udp config's SubnetMax leaves free. */
+export const VXLAN_PREFIX = '/flannel-ts-demo/vxlan/network';
+export const VXLAN_CONFIG = { Network: '198.19.200.0/21', SubnetLen: 24, Backend: { Type: 'vxlan' } };
 const UDP_PORT = 8285;
 const UNDERLAY_MTU = 1500;
 const FLANNEL_TS = path.join(REPO_ROOT, 'bin/flannel-ts');
@@ -48,6 +51,8 @@ export class DemoRun {
   envs: SubnetEnv[] = [];
   readonly pods = new Map<Host, Pod[]>();
   readonly extraPlaces: { name: string; ns: string; what: string; ip?: string; host?: string }[] = [];
+  /** Whether step 6 ran flannel-ts's vxlan backend (else flannel.1 was built by hand). */
+  vxlanByDaemonUsed = false;
   private etcdEnv: string[] = [];
 
   constructor(
@@ -392,35 +397,82 @@ export class DemoRun {
     const { ui, T } = this;
     const [h1, , h3] = this.hosts;
     ui.heading(T.s6.title);
-    ui.para(T.s6.intro);
-    const p = ui.progress(T.s6.building);
-    const [vx1, vx3] = setupVxlan([h1, h3], UNDERLAY_MTU);
+    const vx = (await this.vxlanByDaemon()) ?? this.vxlanByHand();
+    this.vxlanByDaemonUsed = vx.byDaemon;
+    const [vx1, vx3] = vx.pods;
     for (const [i, pod] of [vx1, vx3].entries()) {
       this.extraPlaces.push({ name: this.placeOf(pod).name, ns: pod.ns, what: T.keep.vxPod, ip: pod.ip, host: [h1, h3][i].name });
     }
-    p.done(T.s6.built);
     const p1 = this.placeOf(h1);
     this.show(p1, ['ip', '-d', 'link', 'show', 'flannel.1'], T.s6.whyVxlanLink);
     this.show(p1, ['ip', 'route', 'show', 'dev', 'flannel.1'], T.s6.whyVxlanRoute);
+    this.show(p1, ['ip', 'neigh', 'show', 'dev', 'flannel.1'], T.s6.whyNeigh);
     this.show(p1, ['bridge', 'fdb', 'show', 'dev', 'flannel.1'], T.s6.whyFdb(h3.ip));
+    // The daemons program each other's entries on the lease watch: wait for the path.
+    await waitFor(T.err.vxlanPath, () => vx1.ping(vx3.ip, 1, 0.2, 1).received === 1, 15_000, 100);
 
     const src = this.pods.get(h1)![0];
     const dst = this.pods.get(h3)![1];
     ui.sub(T.s6.rttTitle);
     const udp = await this.measureRtt(src, dst, 'udp');
-    const vx = await this.measureRtt(vx1, vx3, 'vxlan');
+    const vxm = await this.measureRtt(vx1, vx3, 'vxlan');
     ui.sub(T.s6.tputTitle);
     await this.measureTput(src, dst, udp, 'udp');
-    await this.measureTput(vx1, vx3, vx, 'vxlan');
+    await this.measureTput(vx1, vx3, vxm, 'vxlan');
 
     ui.line();
     const ms = (x?: number) => (x === undefined ? '?' : `${x.toFixed(3)} ms`);
     const bw = (x?: number) => (x === undefined ? '?' : x >= 1000 ? `${(x / 1000).toFixed(2)} Gbit/s` : `${x.toFixed(0)} Mbit/s`);
     ui.table(T.s6.tableHeader, [
       ['udp (flannel-ts)', T.s6.udpPath, String(this.envs[0].mtu), ms(udp.rttAvgMs), bw(udp.mbps)],
-      ['vxlan (kernel)', T.s6.vxlanPath, String(UNDERLAY_MTU - 50), ms(vx.rttAvgMs), bw(vx.mbps)],
+      [vx.byDaemon ? 'vxlan (flannel-ts)' : 'vxlan (by hand)', T.s6.vxlanPath, String(vx.mtu), ms(vxm.rttAvgMs), bw(vxm.mbps)],
     ]);
-    ui.para(T.s6.conclusion(udp.rttAvgMs, vx.rttAvgMs, udp.mbps, vx.mbps));
+    ui.para(T.s6.conclusion(udp.rttAvgMs, vxm.rttAvgMs, udp.mbps, vxm.mbps));
+  }
+
+  /**
+   * flannel-ts's own vxlan backend: a second network under its own prefix,
+   * a second flanneld on h1 and h3. Undefined (and nothing left of it) when
+   * it does not come up, so the demo can build flannel.1 by hand instead.
+   */
+  private async vxlanByDaemon(): Promise<{ pods: Pod[]; mtu: number; byDaemon: true } | undefined> {
+    const { ui, T, lab } = this;
+    const [h1, , h3] = this.hosts;
+    ui.para(T.s6.intro(VXLAN_CONFIG.Network));
+    const config = JSON.stringify(VXLAN_CONFIG);
+    this.etcdctl(['put', `${VXLAN_PREFIX}/config`, config], T.s6.whyVxConfig);
+    const nodes = [h1, h3].map((h) => new BackendNode(h, 'vxlan', this.etcd.endpoint, VXLAN_PREFIX, [`--admin-socket=${path.join(h.dir, 'admin-vx.sock')}`]));
+    for (const n of nodes) n.start();
+    const argv = lab.processes().find((x) => x.ns === h1.ns && x.argv.includes(`--etcd-prefix=${VXLAN_PREFIX}`))?.argv ?? [];
+    ui.cmd('h1', `${shjoin(['flanneld', ...argv.slice(argv.findIndex((a) => a.endsWith('bin/flanneld')) + 1)])} &`, T.s6.whyVxFlanneld);
+    const p = ui.progress(T.s6.waitingVx);
+    try {
+      await Promise.all(nodes.map((n) => n.waitReady(20_000)));
+    } catch (e) {
+      p.clear();
+      for (const n of nodes) await n.stop('SIGKILL').catch(() => undefined);
+      for (const h of [h1, h3]) h.tryExec(['ip', 'link', 'del', 'flannel.1']);
+      ui.note(T.s6.fallback(String((e as Error).message).split('\n')[0]));
+      return undefined;
+    }
+    p.done(T.s6.readyVx(p.elapsed));
+    const pods = nodes.map((n) => {
+      n.setupBridge();
+      return n.addPod();
+    });
+    this.etcdctl(['get', `${VXLAN_PREFIX}/subnets`, '--prefix'], T.s6.whyVxLeases);
+    return { pods, mtu: nodes[0].env!.mtu, byDaemon: true };
+  }
+
+  /** flannel.1 by hand on h1 and h3, as flannel's vxlan backend programs it. */
+  private vxlanByHand(): { pods: Pod[]; mtu: number; byDaemon: false } {
+    const { ui, T } = this;
+    const [h1, , h3] = this.hosts;
+    ui.para(T.s6.introByHand);
+    const p = ui.progress(T.s6.building);
+    const pods = setupVxlan([h1, h3], UNDERLAY_MTU);
+    p.done(T.s6.built);
+    return { pods, mtu: UNDERLAY_MTU - 50, byDaemon: false };
   }
 
   private async measureRtt(a: Pod, b: Pod, label: string): Promise<Measured> {

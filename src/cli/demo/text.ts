@@ -94,7 +94,7 @@ const EN = {
     tunExplained:
       'flannel0 is a TUN device: the packet routed into it comes out of /dev/net/tun in flanneld, as bytes. flanneld looks the destination up in its lease table (read from etcd, kept current by a watch) and sends the whole packet, unchanged but for the TTL, as the payload of one UDP datagram to the host holding the lease. This is the encapsulation.',
     whyLeases: "the daemon's lease table: subnet → PublicIP:port of the host holding it",
-    traceOutput: (h: string) => `what the trace on ${h} printed for our packet (--json, one key per line):`,
+    traceOutput: (h: string) => `what the trace on ${h} printed for our packet (--json; one key per line, hex shortened):`,
     txReading: (ev: TraceEventJson, h: string) =>
       `Read: tx (from flannel0 to a peer), forwarded. ${ev.inner?.dst} is in ${ev.peer?.subnet}, whose lease names ${ev.peer?.publicIp}: flanneld on ${h} sends UDP ${ev.outer?.src}:${ev.outer?.srcPort} → ${ev.outer?.dst}:${ev.outer?.dstPort}, ${ev.outer?.udpLength} bytes = 8 (UDP header) + ${ev.inner?.length} (the packet).` +
       (ev.inner?.ttl === 62 ? " TTL 62: the pod sent 64, h1's kernel took 1 when it forwarded the packet into flannel0, flanneld 1 more, as flannel's proxy does." : ` TTL ${ev.inner?.ttl}.`),
@@ -121,8 +121,17 @@ const EN = {
 
   s6: {
     title: '6. The same ping over udp and over kernel vxlan',
-    intro:
-      "flannel's udp backend makes every packet cross between the kernel and user space twice (flanneld reads flannel0 and writes a socket; on the far host, the reverse); vxlan encapsulates inside the kernel. To compare on the same hosts, flannel.1 is built by hand on h1 and h3 as flannel's vxlan backend sets it up (VNI 1, UDP port 8472; per peer a route, a neighbour and an fdb entry), with its own bridge and one pod per host (h1-vx, h3-vx). flannel-ts's own vxlan backend is not used here.",
+    intro: (network: string) =>
+      `flannel's udp backend makes every packet cross between the kernel and user space twice (flanneld reads flannel0 and writes a socket; on the far host, the reverse); vxlan encapsulates inside the kernel, and the daemon only programs it. To compare on the same hosts, a second network for vxlan, ${network} under its own etcd prefix (the udp config's SubnetMax left it free), and a second flanneld on h1 and h3 with flannel-ts's vxlan backend. It creates flannel.1 and, for each peer, the route, neighbour and fdb entry the seeds show; each host gets a bridge brvx with one pod (h1-vx1, h3-vx1).`,
+    introByHand:
+      "Instead: flannel.1 by hand on h1 and h3, as flannel's vxlan backend sets it up (VNI 1, UDP port 8472; per peer a route, a neighbour and an fdb entry), with a bridge brvx and one pod per host (h1-vx, h3-vx).",
+    whyVxConfig: "a second network, for the vxlan backend, under its own prefix",
+    whyVxFlanneld: 'a second flanneld on h1 (and on h3), for the vxlan network: its own prefix, subnet file and admin socket',
+    waitingVx: 'waiting for flanneld (vxlan) on h1 and h3',
+    readyVx: (s: number) => `flanneld (vxlan) is up on h1 and h3 (${f1(s)} s)`,
+    whyVxLeases: "the vxlan leases: BackendType vxlan and BackendData, the VTEP MAC of each host's flannel.1, as in the seeds' etcdctl get",
+    fallback: (why: string) => `flannel-ts's vxlan backend did not come up (${why}): flannel.1 is built by hand instead, as flannel's vxlan backend programs it.`,
+    whyNeigh: "the seeds' arp -e: h3's flannel.1 address → its MAC, a permanent neighbour entry",
     building: 'building flannel.1 on h1 and h3',
     built: 'flannel.1 is up on h1 and h3',
     whyVxlanLink: 'the vxlan device: VNI 1, local address on eth0, UDP port 8472: encapsulation in the kernel',
@@ -186,7 +195,7 @@ const EN = {
     removing: 'removing the cluster: processes, namespaces, files',
     removed: (n: number) => `removed ${n} namespaces, their processes and files: nothing is left behind`,
     keptTitle: '7. The cluster stays up (--keep)',
-    keptIntro: (state: string) => `etcd, flanneld on h1-h3 and the pods keep running. Recorded in ${state}.`,
+    keptIntro: (state: string, vxlanDaemons: boolean) => `etcd, the flanneld daemons (udp on h1-h3${vxlanDaemons ? ', vxlan on h1 and h3' : ''}) and the pods keep running. Recorded in ${state}.`,
     stepInto: 'Step into any of them: an interactive shell in its namespace, or one command after --. In a host, etcdctl and flannel-ts trace need no flags.',
     placesHeader: ['name', 'what', 'address', 'namespace'],
     try: 'For example:',
@@ -209,6 +218,7 @@ const EN = {
     daemonNotReady: (h: string) => `flanneld on ${h} did not come up`,
     leasesMismatch: (keys: string[], expected: string[]) => `etcd lists the leases ${keys.join(' ')} but the hosts hold ${expected.join(' ')}`,
     attach: (what: string) => `${what} to attach`,
+    vxlanPath: 'a ping over vxlan from h1-vx to h3-vx',
     pingLost: (out: string) => `the ping across hosts lost packets:\n${out}`,
     noTrace: (file: string, content: string) => `the trace printed no event (${file}):\n${content}`,
     emptyPcap: (file: string) => `tcpdump captured nothing (${file})`,
@@ -303,7 +313,7 @@ const ZH: Text = {
     tunExplained:
       'flannel0 是一个 TUN 设备：路由进它的包，在 flanneld 里从 /dev/net/tun 读出来，就是一串字节。flanneld 在自己的租约表里查目的地址（这张表从 etcd 读来，靠 watch 保持最新），然后把整个包（除了 TTL 原封不动）作为一个 UDP 数据报的内容，发给持有该租约的宿主机。这就是封包。',
     whyLeases: 'flanneld 的租约表：子网 → 持有它的宿主机的 PublicIP:端口',
-    traceOutput: (h) => `${h} 上的 trace 为我们的包打印的内容（--json，每行一个字段）：`,
+    traceOutput: (h) => `${h} 上的 trace 为我们的包打印的内容（--json；每行一个字段，hex 已截短）：`,
     txReading: (ev, h) =>
       `解读：tx（从 flannel0 发往对端），已转发。${ev.inner?.dst} 属于 ${ev.peer?.subnet}，这个租约的 PublicIP 是 ${ev.peer?.publicIp}：${h} 上的 flanneld 发出 UDP ${ev.outer?.src}:${ev.outer?.srcPort} → ${ev.outer?.dst}:${ev.outer?.dstPort}，共 ${ev.outer?.udpLength} 字节 = 8（UDP 头）+ ${ev.inner?.length}（原始包）。` +
       (ev.inner?.ttl === 62 ? 'TTL 62：Pod 发出时是 64，h1 的内核把它转发进 flannel0 时减 1，flanneld 再减 1（和 flannel 的 proxy 一样）。' : `TTL ${ev.inner?.ttl}。`),
@@ -330,8 +340,17 @@ const ZH: Text = {
 
   s6: {
     title: '6. 同样的 ping：udp 对比内核 vxlan',
-    intro:
-      'flannel 的 udp 后端让每个包在内核和用户态之间穿越两次（flanneld 读 flannel0、写 socket；对端反过来）；vxlan 则在内核里完成封包。为了在相同的宿主机上对比，在 h1 和 h3 上按 flannel vxlan 后端的做法手工建立 flannel.1（VNI 1，UDP 端口 8472；每个对端一条路由、一条邻居（ARP）记录和一条 fdb 记录），配上自己的网桥，每台宿主机一个 Pod（h1-vx、h3-vx）。这里没有使用 flannel-ts 自己的 vxlan 后端。',
+    intro: (network) =>
+      `flannel 的 udp 后端让每个包在内核和用户态之间穿越两次（flanneld 读 flannel0、写 socket；对端反过来）；vxlan 则在内核里完成封包，flanneld 只负责配置内核。为了在相同的宿主机上对比，为 vxlan 另建一个网络：${network}，放在自己的 etcd 前缀下（udp 配置的 SubnetMax 把它留了出来），并在 h1 和 h3 上再运行一个使用 flannel-ts vxlan 后端的 flanneld。它创建 flannel.1，并为每个对端写入种子文档里看到的路由、邻居（ARP）记录和 fdb 记录；每台宿主机一个网桥 brvx，上面一个 Pod（h1-vx1、h3-vx1）。`,
+    introByHand:
+      '改为：在 h1 和 h3 上按 flannel vxlan 后端的做法手工建立 flannel.1（VNI 1，UDP 端口 8472；每个对端一条路由、一条邻居（ARP）记录和一条 fdb 记录），配上网桥 brvx，每台宿主机一个 Pod（h1-vx、h3-vx）。',
+    whyVxConfig: '为 vxlan 后端另建一个网络，放在自己的前缀下',
+    whyVxFlanneld: '在 h1（和 h3）上再启动一个 flanneld，负责 vxlan 网络：自己的前缀、subnet 文件和管理 socket',
+    waitingVx: '等待 h1 和 h3 上的 flanneld（vxlan）',
+    readyVx: (s) => `h1 和 h3 上的 flanneld（vxlan）已就绪（${f1(s)} 秒）`,
+    whyVxLeases: 'vxlan 的租约：BackendType 是 vxlan，BackendData 里是每台宿主机 flannel.1 的 VTEP MAC，和种子文档里 etcdctl get 的结果一样',
+    fallback: (why) => `flannel-ts 的 vxlan 后端没有启动起来（${why}）：改为按 flannel vxlan 后端的做法手工建立 flannel.1。`,
+    whyNeigh: '即种子文档里的 arp -e：h3 的 flannel.1 地址 → 它的 MAC，一条永久邻居记录',
     building: '正在 h1 和 h3 上建立 flannel.1',
     built: 'h1 和 h3 上的 flannel.1 已就绪',
     whyVxlanLink: 'vxlan 设备：VNI 1，本端地址在 eth0 上，UDP 端口 8472：封包在内核里完成',
@@ -394,7 +413,7 @@ const ZH: Text = {
     removing: '正在删除集群：进程、命名空间、文件',
     removed: (n) => `已删除 ${n} 个命名空间及其进程和文件：什么都没有留下`,
     keptTitle: '7. 集群继续运行（--keep）',
-    keptIntro: (state) => `etcd、h1-h3 上的 flanneld 和所有 Pod 都还在运行。记录在 ${state}。`,
+    keptIntro: (state, vxlanDaemons) => `etcd、各个 flanneld（h1-h3 上的 udp${vxlanDaemons ? '，h1 和 h3 上的 vxlan' : ''}）和所有 Pod 都还在运行。记录在 ${state}。`,
     stepInto: '可以进入其中任何一个：在它的命名空间里打开交互式 shell，或者在 -- 后面跟一条命令。在宿主机里，etcdctl 和 flannel-ts trace 不需要任何参数。',
     placesHeader: ['名字', '是什么', '地址', '命名空间'],
     try: '例如：',
@@ -417,6 +436,7 @@ const ZH: Text = {
     daemonNotReady: (h) => `${h} 上的 flanneld 没有启动起来`,
     leasesMismatch: (keys, expected) => `etcd 列出的租约是 ${keys.join(' ')}，但宿主机持有的是 ${expected.join(' ')}`,
     attach: (what) => `${what} 挂上`,
+    vxlanPath: '经 vxlan 从 h1 的 Pod ping 通 h3 的 Pod',
     pingLost: (out) => `跨宿主机的 ping 丢包了：\n${out}`,
     noTrace: (file, content) => `trace 没有打印任何事件（${file}）：\n${content}`,
     emptyPcap: (file) => `tcpdump 什么也没抓到（${file}）`,
