@@ -41,8 +41,10 @@ export interface DriverArgs {
   burst: number;
   /** Total fake leases after the fill phase (0: no fill). */
   fill: number;
-  /** Per-probe give-up time, ms. */
+  /** Per-probe give-up time, ms (latency phase). */
   timeoutMs: number;
+  /** Give-up time for the burst and fill sentinels, ms (default 120 000: the daemon may have thousands of leases to take in first). */
+  sentinelTimeoutMs?: number;
   /** Probe forwarding (default true); false: only write the leases. */
   probe?: boolean;
 }
@@ -121,12 +123,12 @@ async function main(): Promise<void> {
   const put = (f: Fake) => client.put(f.key).value(f.value).lease(leaseIds[f.index]).exec();
 
   /** Probes `f` every 1 ms until the sink acknowledges it; resolves with the sink's arrival time, or undefined on timeout. */
-  const probe = (f: Fake): Promise<bigint | undefined> =>
+  const probe = (f: Fake, timeoutMs = args.timeoutMs): Promise<bigint | undefined> =>
     args.probe === false ? Promise.resolve(undefined) : new Promise((resolve) => {
       const payload = probePayload(RUN, f.index);
       const send = () => sock.send(payload, args.probePort, f.probeTo, () => undefined);
       const timer = setInterval(send, 1);
-      const give = setTimeout(() => done(undefined), args.timeoutMs);
+      const give = setTimeout(() => done(undefined), timeoutMs);
       const done = (t: bigint | undefined) => {
         clearInterval(timer);
         clearTimeout(give);
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
     const t0 = nowNs();
     await putMany(batch);
     const tPut = nowNs();
-    const acked = probe(sentinel);
+    const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
     await put(sentinel);
     const t = await acked;
     result.burst = { leases: batch.length, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0), startedAt };
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
     const t0 = nowNs();
     await putMany(batch);
     const tPut = nowNs();
-    const acked = probe(sentinel);
+    const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
     await put(sentinel);
     const t = await acked;
     result.fill = { leases: next, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0) };

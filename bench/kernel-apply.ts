@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const removeMs = await apply({ added: [], changed: [], removed: peers(1) });
   const routesAfterRemove = routes();
   await b.stop();
-  process.stdout.write(JSON.stringify({ backend, peers: count, addMs, changeMs, removeMs, routesAfterAdd, routesAfterRemove, batches: kernel.totals.commands }) + '\n');
+  process.stdout.write(JSON.stringify({ backend, peers: count, addMs, changeMs, removeMs, routesAfterAdd, routesAfterRemove, batches: kernel.totals.batches }) + '\n');
 }
 
 main().catch((e) => {

@@ -45,6 +45,9 @@ export const CONFIGS: Config[] = [
   { name: 'none', flags: OFF_ALL },
   // Both directions on their own thread (see src/encap/data-plane.ts); not the default.
   { name: 'tx-worker', flags: [], env: { FLANNEL_TS_TX_WORKER: '1' } },
+  { name: 'reads4', flags: [], env: { FTS_TMP_READS: '4' } },
+  { name: 'reads8', flags: [], env: { FTS_TMP_READS: '8' } },
+  { name: 'buf16', flags: [], env: { FTS_TMP_BUF: String(16 << 20) } },
 ];
 
 interface Options {
@@ -162,7 +165,12 @@ async function main(): Promise<void> {
         }
       }
       await Promise.all(udp.map((n) => n.waitReady()));
-      await waitFor('udp pods reach each other', () => udpPair[0].ping(udpPair[1].ip, 1, 0.2, 1).received === 1, 20_000, 100);
+      try {
+        await waitFor('udp pods reach each other', () => udpPair[0].ping(udpPair[1].ip, 1, 0.2, 1).received === 1, 20_000, 100);
+      } catch (e) {
+        for (const n of udp) process.stderr.write(`--- ${n.host.name} (${c.name})\n${n.logTail(4000)}\n`);
+        throw e;
+      }
       for (const h of hosts) c.after?.(h);
     };
 

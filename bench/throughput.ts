@@ -226,6 +226,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
   if (vx) {
     for (const b of o.backends) {
       for (const m of METRICS) {
+        if (m.noRatio) continue;
         const r = out[b]!.metrics[m.id];
         const base = vx.metrics[m.id].median;
         if (base > 0 && Number.isFinite(r.median)) r.ratioToVxlan = r.median / base;

@@ -45,10 +45,10 @@ export async function startSink(lab: Lab): Promise<void> {
 }
 
 /** Parses the kernel backends' "applied N peer change(s) (...) in X ms, C batch(es)" lines; the largest flush. */
-export function largestFlush(log: string): { peers: number; ms: number; commands: number } | undefined {
-  let best: { peers: number; ms: number; commands: number } | undefined;
+export function largestFlush(log: string): { peers: number; ms: number; batches: number } | undefined {
+  let best: { peers: number; ms: number; batches: number } | undefined;
   for (const m of log.matchAll(/applied (\d+) peer change\(s\) \([^)]*\) in ([\d.]+) ms, (\d+) batch/g)) {
-    const f = { peers: Number(m[1]), ms: Number(m[2]), commands: Number(m[3]) };
+    const f = { peers: Number(m[1]), ms: Number(m[2]), batches: Number(m[3]) };
     if (!best || f.peers > best.peers) best = f;
   }
   return best;
@@ -82,7 +82,7 @@ export async function controlPlaneBench(lab: Lab, etcd: Etcd, backend: BackendNa
       timeoutMs: 5000,
     };
     o.progress(`control plane ${backend}: ${o.leases} leases one by one, ${o.burst} at once, then up to ${o.memoryLeases}`);
-    const timeoutMs = 120_000 + (o.leases * 100 + o.memoryLeases * 5);
+    const timeoutMs = 360_000 + o.leases * 100 + o.memoryLeases * 10;
     const r = await runAsync(['ip', 'netns', 'exec', host.ns, process.execPath, path.join(REPO_ROOT, 'dist/bench/cp-driver.js'), JSON.stringify(args)], timeoutMs);
     if (r.status !== 0) throw new Error(`control-plane driver for ${backend} failed (exit ${r.status}): ${r.stderr.trim()}\n${node.logTail()}`);
     const d = JSON.parse(r.stdout.trim().split('\n').pop()!) as DriverResult;
@@ -97,7 +97,7 @@ export async function controlPlaneBench(lab: Lab, etcd: Etcd, backend: BackendNa
         max: d.latencyMs.length ? Math.max(...d.latencyMs) : NaN,
       },
     };
-    if (d.burst) result.burst = d.burst;
+    if (d.burst) result.burst = { leases: d.burst.leases, putMs: d.burst.putMs, forwardedMs: d.burst.forwardedMs };
     if (d.fill) result.memory = { leases: d.fill.leases, putMs: d.fill.putMs, forwardedMs: d.fill.forwardedMs, rssBaselineMiB: baseline, rssMiB: mem.rss, rssPeakMiB: mem.peak };
     const flush = largestFlush(fs.readFileSync(node.logFile, 'utf8'));
     if (flush) result.largestFlush = flush;

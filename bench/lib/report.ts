@@ -11,6 +11,8 @@ export interface MetricDef {
   better: 'higher' | 'lower';
   /** Digits after the decimal point in the table and chart. */
   digits: number;
+  /** No ratio to vxlan (vxlan's figure is about zero by design). */
+  noRatio?: boolean;
 }
 
 export const METRICS: readonly MetricDef[] = [
@@ -19,7 +21,8 @@ export const METRICS: readonly MetricDef[] = [
   { id: 'udp64', label: 'UDP 64 B received', unit: 'kpkt/s', better: 'higher', digits: 0 },
   { id: 'rttP50', label: 'ping RTT p50', unit: 'ms', better: 'lower', digits: 3 },
   { id: 'rttP99', label: 'ping RTT p99', unit: 'ms', better: 'lower', digits: 3 },
-  { id: 'cpuPerGB', label: 'daemon CPU per GB', unit: 's/GB', better: 'lower', digits: 2 },
+  // The kernel backends' daemons only program routes: their CPU per GB is ~0, so no ratio.
+  { id: 'cpuPerGB', label: 'daemon CPU per GB', unit: 's/GB', better: 'lower', digits: 2, noRatio: true },
 ];
 
 export interface MetricResult {
@@ -28,7 +31,7 @@ export interface MetricResult {
   median: number;
   min: number;
   max: number;
-  /** median / vxlan's median in the same run (absent without vxlan). */
+  /** median / vxlan's median in the same run (absent without vxlan, and for cpuPerGB). */
   ratioToVxlan?: number;
 }
 
@@ -47,12 +50,12 @@ export interface BackendResult {
 export interface ControlPlaneResult {
   /** Lease written to etcd → first probe to its subnet forwarded, ms. */
   latencyMs: { leases: number; failures: number; p50: number; p99: number; max: number };
-  /** `leases` written together; forwardedMs: until a lease written after them was forwarded. */
+  /** `leases` written together; forwardedMs: until a lease written after them was forwarded (-1: not within 120 s). */
   burst?: { leases: number; putMs: number; forwardedMs: number };
   /** The daemon holding `leases` peers. */
   memory?: { leases: number; putMs: number; forwardedMs: number; rssBaselineMiB: number; rssMiB: number; rssPeakMiB: number };
   /** Kernel backends: the largest single flush the daemon logged (peers, ms, batches written to ip/bridge). */
-  largestFlush?: { peers: number; ms: number; commands: number };
+  largestFlush?: { peers: number; ms: number; batches: number };
 }
 
 export interface BenchDocument {
@@ -74,7 +77,9 @@ export function summarize(runs: number[]): MetricResult {
   return { runs, median: med, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
-const fmt = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const fmt = (v: number | undefined, digits: number) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+/** A sentinel time: -1 means it was never forwarded (timed out). */
+const fmtMs = (v: number | undefined) => (v === -1 ? 'timed out' : fmt(v, 0));
 
 function table(rows: string[][], rightAlignFrom = 1): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -121,12 +126,13 @@ export function formatTable(doc: BenchDocument): string {
     rows.push([`lease → forwarded p50 (ms, ${doc.options.cpLeases} leases)`, ...cbs.map((b) => fmt(cp[b]!.latencyMs.p50, 1))]);
     rows.push(['lease → forwarded p99 (ms)', ...cbs.map((b) => fmt(cp[b]!.latencyMs.p99, 1))]);
     rows.push(['probes never forwarded', ...cbs.map((b) => String(cp[b]!.latencyMs.failures))]);
-    rows.push([`${doc.options.cpBurst} leases at once → forwarded (ms)`, ...cbs.map((b) => fmt(cp[b]!.burst?.forwardedMs, 0))]);
+    rows.push([`${doc.options.cpBurst} leases at once → forwarded (ms)`, ...cbs.map((b) => fmtMs(cp[b]!.burst?.forwardedMs))]);
     rows.push(['  of which etcd puts (ms)', ...cbs.map((b) => fmt(cp[b]!.burst?.putMs, 0))]);
     rows.push(['largest kernel flush (peers / ms / batches)', ...cbs.map((b) => {
       const f = cp[b]!.largestFlush;
-      return f ? `${f.peers} / ${f.ms.toFixed(0)} / ${f.commands}` : '–';
+      return f ? `${f.peers} / ${f.ms.toFixed(0)} / ${f.batches}` : '–';
     })]);
+    rows.push([`${doc.options.cpMemoryLeases} leases → last one forwarded (ms)`, ...cbs.map((b) => fmtMs(cp[b]!.memory?.forwardedMs))]);
     rows.push([`RSS idle → with ${doc.options.cpMemoryLeases} leases (MiB)`, ...cbs.map((b) => {
       const m = cp[b]!.memory;
       return m ? `${m.rssBaselineMiB.toFixed(0)} → ${m.rssMiB.toFixed(0)}` : '–';

@@ -76,6 +76,15 @@ export class BatchShell {
     this.child = undefined;
   }
 
+  /**
+   * Ends the current process; the next batch starts a fresh one. Needed when
+   * a device is recreated: ip and bridge cache interface indexes by name.
+   */
+  restart(): void {
+    this.child?.stdin.end();
+    this.child = undefined;
+  }
+
   private start(): ChildProcessWithoutNullStreams {
     const child = spawn(this.argv[0], this.argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] }) as unknown as ChildProcessWithoutNullStreams;
     this.spawned++;
@@ -228,7 +237,8 @@ export interface FlushStats {
   changed: number;
   removed: number;
   failed: number;
-  commands: number;
+  /** Batches written to ip/bridge (one per tool with something to do). */
+  batches: number;
   ms: number;
 }
 
@@ -238,6 +248,7 @@ export interface FlushStats {
  *   plan(peer)        → the state S it wants for a peer (or undefined: skip, already logged)
  *   lines(old, new)   → the batch lines turning `old` into `new` (either may be undefined)
  *   reconcile(keep)   → after the first flush: remove kernel entries not in `keep`
+ *   check()           → every startChecks() period, between flushes: repair what others removed
  */
 export abstract class KernelPeers<S> {
   /** subnet (string) → state in the kernel */
@@ -248,10 +259,12 @@ export abstract class KernelPeers<S> {
   private firstFlushDone = false;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
+  private checkDue = false;
+  private checkTimer: NodeJS.Timeout | undefined;
   /** Last flush, for logs and tests. */
   lastFlush: FlushStats | undefined;
   /** Sum over all flushes. */
-  readonly totals = { flushes: 0, commands: 0, lines: 0 };
+  readonly totals = { flushes: 0, batches: 0, lines: 0 };
   /** Long-lived `ip -batch` and `bridge -batch` processes (for reconcile() too). */
   protected readonly ip = new BatchShell('ip');
   protected readonly bridge = new BatchShell('bridge');
@@ -262,11 +275,29 @@ export abstract class KernelPeers<S> {
   ) {}
 
   protected async beforeFlush(_peers: Peer[]): Promise<void> {}
+  /** Runs every startChecks() period, between flushes: repair what someone else removed. */
+  protected async check(): Promise<void> {}
   protected abstract plan(peer: Peer): S | undefined;
   protected abstract lines(subnet: string, old: S | undefined, next: S | undefined, out: FlushLines): void;
   protected abstract equal(a: S, b: S): boolean;
   /** Called once, after the first flush: delete what an earlier run left for peers that are gone. */
   protected abstract reconcile(keep: ReadonlyMap<string, S>): Promise<void>;
+
+  /** Calls check() every `ms` (never during a flush). */
+  startChecks(ms: number): void {
+    if (this.checkTimer) return;
+    this.checkTimer = setInterval(() => {
+      this.checkDue = true;
+      this.schedule();
+    }, ms);
+    this.checkTimer.unref();
+  }
+
+  /** Forgets what is programmed and programs `peers` again (after the device was recreated empty). */
+  protected reprogram(peers: Peer[]): void {
+    this.programmed.clear();
+    for (const p of peers) this.pending.set(p.subnet.toString(), p);
+  }
 
   /** Records the diff and schedules a flush (never throws, never blocks). */
   enqueue(diff: LeaseDiff): void {
@@ -291,12 +322,19 @@ export abstract class KernelPeers<S> {
   stop(): void {
     this.stopped = true;
     this.pending.clear();
+    clearInterval(this.checkTimer);
     if (!this.running) this.closeShells();
   }
 
   private closeShells(): void {
     this.ip.close();
     this.bridge.close();
+  }
+
+  /** Fresh ip/bridge processes for the next batches (their cached interface indexes may be stale). */
+  protected restartShells(): void {
+    this.ip.restart();
+    this.bridge.restart();
   }
 
   private schedule(): void {
@@ -312,7 +350,16 @@ export abstract class KernelPeers<S> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.pending.size > 0 && !this.stopped) {
+      while ((this.pending.size > 0 || this.checkDue) && !this.stopped) {
+        if (this.pending.size === 0) {
+          this.checkDue = false;
+          try {
+            await this.check();
+          } catch (e) {
+            this.log.warn({ err: e }, `${this.name}: periodic check failed`);
+          }
+          continue;
+        }
         const batch = this.pending;
         this.pending = new Map();
         try {
@@ -332,7 +379,7 @@ export abstract class KernelPeers<S> {
     } finally {
       this.running = false;
       if (this.stopped) this.closeShells();
-      if (this.pending.size > 0 && !this.stopped) this.schedule();
+      if ((this.pending.size > 0 || this.checkDue) && !this.stopped) this.schedule();
       else {
         const w = this.idleWaiters;
         this.idleWaiters = [];
@@ -366,6 +413,8 @@ export abstract class KernelPeers<S> {
     const ip = [...out.ipDel, ...out.ipAdd];
     const failures = [...(await this.bridge.run(bridge)), ...(await this.ip.run(ip))];
     const failedSubnets = new Set<string>();
+    // A device deleted and recreated under the long-lived tools leaves them a stale interface index.
+    if (failures.some((f) => /unknown ifindex|Cannot find device/i.test(f.message))) this.restartShells();
     for (const f of failures) {
       if (f.line.del && isNotThere(f.message)) continue;
       if (f.line.subnet) failedSubnets.add(f.line.subnet);
@@ -375,14 +424,14 @@ export abstract class KernelPeers<S> {
       if (state === undefined || failedSubnets.has(subnet)) this.programmed.delete(subnet);
       else this.programmed.set(subnet, state);
     }
-    const commands = [bridge, ip].filter((l) => l.length > 0).length; // batches written (not processes spawned)
+    const batches = [bridge, ip].filter((l) => l.length > 0).length;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    this.lastFlush = { added, changed, removed, failed: failedSubnets.size, commands, ms };
+    this.lastFlush = { added, changed, removed, failed: failedSubnets.size, batches, ms };
     this.totals.flushes++;
-    this.totals.commands += commands;
+    this.totals.batches += batches;
     this.totals.lines += bridge.length + ip.length;
     const what = `${added} added, ${changed} changed, ${removed} removed${failedSubnets.size ? `, ${failedSubnets.size} failed` : ''}`;
-    const msg = `${this.name}: applied ${next.size} peer change(s) (${what}) in ${ms.toFixed(1)} ms, ${commands} batch(es)`;
+    const msg = `${this.name}: applied ${next.size} peer change(s) (${what}) in ${ms.toFixed(1)} ms, ${batches} batch(es)`;
     if (next.size >= 20 || failedSubnets.size > 0) this.log.info(msg);
     else this.log.debug(msg);
   }

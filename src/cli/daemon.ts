@@ -45,6 +45,23 @@ export class Flanneld {
     this.ext = findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
     this.log.info({ iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu }, `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`);
     if (o.healthzPort > 0) await this.startHealth();
+    // Before anything changes on the host: a bad --admin-socket is an exit 1
+    // that leaves no lease, no flannel0 and no subnet.env behind.
+    if (o.adminSocket) {
+      this.admin = await startAdminServer(
+        o.adminSocket,
+        {
+          setTracer: (t) => {
+            const b = this.backend;
+            if (!this.ready || !b?.setTracer) return false;
+            b.setTracer(t);
+            return true;
+          },
+          leases: () => ({ local: this.lease?.subnet.toString(), backend: this.backend?.type, peers: this.table?.describe() ?? [] }),
+        },
+        this.log,
+      );
+    }
 
     this.registry = new EtcdRegistry({
       endpoints: o.etcdEndpoints,
@@ -85,20 +102,6 @@ export class Flanneld {
     this.sm.on('lease', (lease) => void this.leaseMoved(lease));
     this.sm.on('etcd', (up) => (up ? this.log.info('etcd is reachable again') : this.log.warn('etcd is unreachable; forwarding continues with the last known leases')));
     this.sm.startWatch(this.table);
-    if (this.opts.adminSocket) {
-      this.admin = await startAdminServer(
-        this.opts.adminSocket,
-        {
-          setTracer: (t) => {
-            if (!backend.setTracer) return false;
-            backend.setTracer(t);
-            return true;
-          },
-          leases: () => ({ local: this.lease?.subnet.toString(), backend: backend.type, peers: this.table?.describe() ?? [] }),
-        },
-        this.log,
-      );
-    }
 
     await this.startIptables();
     await this.writeSubnetEnv();
@@ -184,6 +187,42 @@ export class Flanneld {
     } catch (e) {
       this.log.error({ err: e }, `Could not move to the new lease ${lease.subnet}`);
     }
+  }
+
+  /**
+   * SIGHUP. flannel reads the network config only at start and so does
+   * flanneld here; a reload re-reads it and says whether etcd now holds a
+   * different one (a warning naming the fields: restart to apply), then
+   * repairs this node's state from etcd without interrupting traffic: a full
+   * lease resync (the table rebuilt from a fresh list; our own lease taken
+   * back if it is gone), flannel0's address and route and the iptables rules
+   * re-applied, and subnet.env rewritten. Before the daemon is ready there is
+   * nothing to reload: it is still retrying by itself.
+   */
+  async reload(): Promise<void> {
+    const sm = this.sm;
+    const backend = this.backend;
+    const lease = this.lease;
+    if (!this.ready || !sm || !backend || !lease) {
+      this.log.warn(`SIGHUP: flanneld is not ready yet (${this.notReady}); nothing to reload, it keeps retrying by itself`);
+      return;
+    }
+    this.log.info('SIGHUP: re-reading the network config and resyncing from etcd (the running config is kept)');
+    try {
+      await sm.recheckConfig();
+    } catch (e) {
+      this.log.warn({ err: e }, `SIGHUP: could not read the network config from etcd (${(e as Error).message}); keeping the running one`);
+    }
+    sm.resync();
+    try {
+      await backend.relocate(lease);
+      await this.iptables?.ensure();
+      await this.writeSubnetEnv();
+    } catch (e) {
+      this.log.error({ err: e }, `SIGHUP: could not re-apply this node's state: ${(e as Error).message}`);
+      return;
+    }
+    this.log.info(`SIGHUP: done (lease ${lease.subnet}, ${this.table?.size ?? 0} peers before the resync)`);
   }
 
   /**

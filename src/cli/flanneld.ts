@@ -1,5 +1,9 @@
 // bin/flanneld: parse flags (exit 1 with a message on any error), run the
 // daemon, stop cleanly on SIGTERM/SIGINT (flannel0 removed, lease kept).
+// SIGHUP reloads without stopping (Flanneld.reload): the config is re-read
+// and compared (applied only at the next start, as flannel), leases are
+// resynced, flannel0 and subnet.env rewritten. Stock flanneld has no SIGHUP
+// handler, so there it ends the process.
 
 import { Flanneld } from './daemon';
 import { FlagError, parseFlags, redactOptions } from './flags';
@@ -42,6 +46,10 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    daemon.reload().catch((e: unknown) => log.error({ err: e }, `SIGHUP: reload failed: ${errorMessage(e)}`));
+  });
   process.on('uncaughtException', (e) => {
     log.fatal({ err: e }, `Unexpected error: ${errorMessage(e)}`);
     process.exit(1);

@@ -2,6 +2,7 @@
 // counters; they are copied into prom-client's metrics at scrape time, so the
 // hot path never calls into a metrics library.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { Counters, DROP_REASONS, DropReason } from '../encap/counters';
 import { LeaseTable } from '../routes/lease-table';
@@ -120,6 +121,28 @@ export function createMetrics(src: MetricsSources): Registry {
     set({}, src.counters()?.batches ?? 0);
   });
   registerBatchSizeHistogram(registry, src.batchSizes);
+  // The data plane shares the event loop with etcd, metrics and timers: a
+  // long delay there is time packets wait in flannel0's and the socket's
+  // queues. Since start (prom-client's nodejs_eventloop_lag_* are reset at
+  // every scrape); the soak bench reads these.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  new Gauge({
+    name: 'flanneld_event_loop_delay_p99_seconds',
+    help: '99th percentile of the event-loop delay since flanneld started (sampled every 10 ms).',
+    registers: [registry],
+    collect() {
+      this.set(loopDelay.percentile(99) / 1e9);
+    },
+  });
+  new Gauge({
+    name: 'flanneld_event_loop_delay_max_seconds',
+    help: 'Longest event-loop delay since flanneld started (sampled every 10 ms).',
+    registers: [registry],
+    collect() {
+      this.set(loopDelay.max / 1e9);
+    },
+  });
   new Gauge({
     name: 'flannel_offload_enabled',
     help: 'Data-plane offloads in use: 1 on, 0 off (by flag, or refused by the kernel). tun_tso: TCP super-packets read from flannel0 and split; tun_gro: TCP segments coalesced into one flannel0 write; udp_gso / udp_gro: UDP segmentation / receive offload.',

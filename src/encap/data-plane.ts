@@ -3,7 +3,7 @@
 // one read and one send syscall crossing per batch.
 
 import { LeaseTable } from '../routes/lease-table';
-import { GRO_MAX_SEGMENTS, MAX_PACKET, PacketBatch, READ_INFO_DRAINED, READ_INFO_DROPPED, READ_INFO_SEGMENTS, READ_INFO_SUPER, TSO_MIN_SLOT } from '../tun/batch';
+import { GRO_MAX_SEGMENTS, MAX_PACKET, PacketBatch, READ_INFO_DRAINED, TSO_MIN_SLOT } from '../tun/batch';
 import { TunDevice } from '../tun/tun-device';
 import { UdpSocket } from '../tun/udp-socket';
 import { Counters, DropReason } from './counters';
@@ -26,17 +26,14 @@ export interface DataPlaneOptions {
    * bytes split are still in cache when sendmmsg copies them.
    */
   tsoReads?: number;
+  /**
+   * Which way this data plane moves packets: both (default), only flannel0
+   * -> peers (tx), or only peers -> flannel0 (rx). With a TX worker thread
+   * (src/backend/udp/tx-worker.ts) the main thread runs rx and the worker tx.
+   */
+  directions?: 'both' | 'tx' | 'rx';
 }
 
-/** What the TUN reads did with super-packets (TSO), for logs and the bench. */
-export interface TsoStats {
-  /** Super-packets split. */
-  superPackets: number;
-  /** Segments they made. */
-  segments: number;
-  /** Reads the addon dropped (malformed GSO, or bigger than a batch). */
-  dropped: number;
-}
 
 export class DataPlane {
   readonly counters = new Counters();
@@ -46,13 +43,13 @@ export class DataPlane {
   private readonly decap: Decapsulator;
   private readonly icmp: IcmpResponder;
   private readonly budget: number;
+  private readonly directions: 'both' | 'tx' | 'rx';
   /** Attached by the admin socket while `flannel-ts trace` runs. */
   tracer: Tracer | undefined;
   /** This node's UDP address, for the outer header in traces. */
   localAddress = { ip: 0, port: 0 };
   /** Batch-size histogram: index = packets in the batch (for metrics). */
   readonly batchSizes: Float64Array;
-  readonly tso: TsoStats = { superPackets: 0, segments: 0, dropped: 0 };
 
   constructor(
     private readonly tun: TunDevice,
@@ -62,13 +59,21 @@ export class DataPlane {
   ) {
     const size = opts.batchSize ?? 64;
     this.budget = opts.budget ?? 8;
-    // TSO: packed reads of up to 64 KiB each, one row per segment.
-    // udpSend takes at most MAX_BATCH (1024) rows per call.
+    this.directions = opts.directions ?? 'both';
+    // A direction this data plane does not run gets a token batch.
+    const unused = () => new PacketBatch(1, 2048);
     const reads = opts.tsoReads ?? 16;
-    this.txBatch = tun.offloads.tso ? new PacketBatch(reads, TSO_MIN_SLOT + 7, Math.min(reads * 64, 1024)) : new PacketBatch(size);
+    this.txBatch =
+      this.directions === 'rx'
+        ? unused()
+        : tun.offloads.tso
+          ? // TSO: packed reads of up to 64 KiB each, one row per segment;
+            // udpSend takes at most MAX_BATCH (1024) rows per call.
+            new PacketBatch(reads, TSO_MIN_SLOT + 7, Math.min(reads * 64, 1024))
+          : new PacketBatch(size);
     // With UDP GRO one received datagram may hold up to 64 packets: room for
     // `size` datagrams' worth of descriptors pointing into their slots.
-    this.rxBatch = new PacketBatch(size, MAX_PACKET + 1, size * GRO_MAX_SEGMENTS);
+    this.rxBatch = this.directions === 'tx' ? unused() : new PacketBatch(size, MAX_PACKET + 1, size * GRO_MAX_SEGMENTS);
     this.batchSizes = new Float64Array(Math.max(size * GRO_MAX_SEGMENTS, this.txBatch.descCapacity) + 1);
     this.icmp = new IcmpResponder();
     this.encap = new Encapsulator(table, this.counters, this.icmp, this.txBatch.descCapacity);
@@ -76,8 +81,8 @@ export class DataPlane {
   }
 
   start(): void {
-    this.tun.onReadable(() => this.pumpTun());
-    this.udp.onReadable(() => this.pumpUdp());
+    if (this.directions !== 'rx') this.tun.onReadable(() => this.pumpTun());
+    if (this.directions !== 'tx') this.udp.onReadable(() => this.pumpUdp());
   }
 
   private pumpTun(): void {
@@ -86,14 +91,9 @@ export class DataPlane {
     for (let round = 0; round < this.budget; round++) {
       const n = this.tun.read(b);
       const info = b.readInfo;
-      if (info[READ_INFO_SUPER] > 0) {
-        this.tso.superPackets += info[READ_INFO_SUPER];
-        this.tso.segments += info[READ_INFO_SEGMENTS];
-      }
-      this.tso.dropped += info[READ_INFO_DROPPED];
       if (n === 0) {
         if (info[READ_INFO_DRAINED] === 1) break;
-        continue; // everything read was dropped; the queue may hold more
+        continue; // everything read was dropped (malformed GSO); the queue may hold more
       }
       c.batches++;
       this.batchSizes[n]++;

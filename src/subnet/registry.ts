@@ -40,6 +40,15 @@ export interface RegistryOptions {
   requestTimeoutMs?: number;
   /** How long a new watch may take to be accepted before it counts as broken, ms (default 10000). */
   watchConnectTimeoutMs?: number;
+  /**
+   * gRPC keepalive: ping etcd after this long without traffic on a
+   * connection with an open stream (the lease watch), ms (default 10000; etcd
+   * refuses pings more often than every 5 s). A partition that drops packets
+   * silently is noticed within keepalive + keepaliveTimeout, not never.
+   */
+  keepaliveMs?: number;
+  /** How long a keepalive ping may go unanswered before the connection counts as dead, ms (default 5000). */
+  keepaliveTimeoutMs?: number;
   /** For warnings about unreadable subnet keys (default: silent). */
   log?: Logger;
 }
@@ -80,6 +89,12 @@ export interface LeaseWatchHandlers {
   broken(reason: Error): void;
   /** etcd accepted the watch. */
   connected?(): void;
+  /**
+   * `<prefix>/config` was written (its new text) or deleted (undefined). The
+   * watch covers the whole prefix so a changed config is noticed without a
+   * second stream; keys outside config and subnets/ are ignored.
+   */
+  config?(text: string | undefined, revision: number): void;
 }
 
 export interface LeaseWatch {
@@ -107,6 +122,10 @@ export class EtcdRegistry implements SubnetRegistry {
   private readonly endpoints: string;
   private readonly watchConnectTimeoutMs: number;
   private readonly log: Logger;
+  private readonly tls: RegistryOptions['tls'];
+  private readonly username: string | undefined;
+  /** The last failure described (see wrap). */
+  private lastFailure: string | undefined;
   // An etcd lease's expiry never moves: flannel renews by granting a new lease,
   // never by keepalive. So an ID's expiry is fetched once.
   private readonly expiries = new LRUCache<string, number>({ max: 8192 });
@@ -129,11 +148,23 @@ export class EtcdRegistry implements SubnetRegistry {
     this.endpoints = opts.endpoints.join(',');
     this.watchConnectTimeoutMs = opts.watchConnectTimeoutMs ?? 10_000;
     this.log = opts.log ?? silentLogger;
+    this.tls = opts.tls;
+    this.username = opts.username;
     const timeout = opts.requestTimeoutMs ?? 5000;
 
     const options: IOptions = {
       hosts: opts.endpoints,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      grpcOptions: {
+        // Without keepalive a watch over a connection whose packets are
+        // silently dropped (a partition, a dead NAT entry) waits forever and
+        // the daemon never learns it is out of date.
+        'grpc.keepalive_time_ms': opts.keepaliveMs ?? 10_000,
+        'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs ?? 5000,
+        // gRPC's reconnect backoff grows to 2 minutes by default: after a long
+        // outage the daemon would lag that long behind a recovered etcd.
+        'grpc.max_reconnect_backoff_ms': 5000,
+      },
     };
     const credentials = loadTls(opts.tls);
     if (credentials) options.credentials = credentials;
@@ -218,16 +249,17 @@ export class EtcdRegistry implements SubnetRegistry {
   }
 
   /**
-   * Watches every subnet key from `fromRevision` on. etcd3 would silently
+   * Watches every subnet key (and the config key) from `fromRevision` on. etcd3 would silently
    * resume a dropped stream, but a resume can miss nothing only if the
    * revision is still in etcd's history; rather than reason about that, any
    * disconnect or cancellation ends this watch via `broken` and the caller
    * resyncs from a fresh list.
    */
   watchLeases(fromRevision: number, h: LeaseWatchHandlers): LeaseWatch {
+    const configKey = posix.join(this.prefix, 'config');
     const watcher: ReturnType<ReturnType<Etcd3['watch']>['watcher']> = this.client
       .watch()
-      .prefix(this.subnetsPrefix)
+      .prefix(this.prefix === '/' ? '/' : `${this.prefix}/`)
       .startRevision(String(fromRevision))
       .watcher();
     let done = false;
@@ -268,8 +300,9 @@ export class EtcdRegistry implements SubnetRegistry {
       // TTL lookups make event handling async. They start at once (a burst of
       // new leases costs one round trip, not one per lease) and are settled
       // here, so none rejects unhandled; the handlers run in a chain, in order.
-      const leases = events.map((ev) =>
-        ev.type === 'Delete'
+      const keys = events.map((ev) => ev.kv.key.toString());
+      const leases = events.map((ev, i) =>
+        ev.type === 'Delete' || !keys[i].startsWith(this.subnetsPrefix)
           ? undefined
           : this.toLease(ev.kv).then(
               (lease) => ({ lease }),
@@ -281,9 +314,14 @@ export class EtcdRegistry implements SubnetRegistry {
           for (let i = 0; i < events.length; i++) {
             const ev = events[i];
             if (done) return;
-            const key = ev.kv.key.toString();
+            const key = keys[i];
+            if (key === configKey) {
+              h.config?.(ev.type === 'Delete' ? undefined : ev.kv.value.toString(), revision);
+              continue;
+            }
+            if (!key.startsWith(this.subnetsPrefix)) continue; // another key under the prefix: not ours
             const subnet = parseSubnetKey(key);
-            if (!key.startsWith(this.subnetsPrefix) || !subnet) {
+            if (!subnet) {
               this.log.warn(`ignoring etcd key ${key}: not a subnet lease`);
               continue;
             }
@@ -415,16 +453,79 @@ export class EtcdRegistry implements SubnetRegistry {
 
   private wrap(what: string, e: unknown): Error {
     if (e instanceof SubnetError) return e;
-    const name = e instanceof Error ? e.constructor.name : '';
-    // etcd3 stops calling an endpoint for 5 s after 3 failures in a row (cockatiel's circuit breaker).
-    const detail = (e as { isBrokenCircuitError?: boolean } | null)?.isBrokenCircuitError
-      ? 'etcd has been failing repeatedly, requests are paused for a few seconds'
-      : errorMessage(e);
-    const hint = /Auth|Permission|Unauthenticated/.test(name)
-      ? "check --etcd-username/--etcd-password and the user's permissions on the prefix"
-      : `check that etcd is running and reachable at ${this.endpoints} (--etcd-endpoints, TLS files)`;
-    return new RegistryError(`etcd ${what} failed: ${detail}; ${hint}`, { cause: e });
+    // etcd3 stops calling an endpoint for 5 s after 3 failures in a row
+    // (cockatiel's circuit breaker). Its error says nothing of the cause:
+    // repeat the last real one, so the log shows one stable line per cause.
+    let why: string;
+    if ((e as { isBrokenCircuitError?: boolean } | null)?.isBrokenCircuitError) {
+      why = this.lastFailure ?? 'etcd has been failing repeatedly (requests are paused for a few seconds)';
+    } else {
+      why = describeEtcdFailure(e, { endpoints: this.endpoints, tls: this.tls, username: this.username, prefix: this.prefix });
+      this.lastFailure = why;
+    }
+    return new RegistryError(`etcd ${what} failed: ${why}`, { cause: e });
   }
+}
+
+/**
+ * What went wrong talking to etcd, in words an operator can act on, and
+ * stable (no timestamps, no OpenSSL internals) so a retry loop logs it once:
+ * "<what etcd or TLS said>; <what to check>".
+ */
+export function describeEtcdFailure(
+  e: unknown,
+  ctx: { endpoints: string; tls?: { key?: string; cert?: string; ca?: string }; username?: string; prefix: string },
+): string {
+  const raw = errorMessage(e);
+  const name = e instanceof Error ? e.constructor.name : '';
+  // grpc-js: "14 UNAVAILABLE: No connection established. Last error: Error: <cause> (<timestamp>). Resolution note: ..."
+  let cause = /Last error: (?:Error: )?([\s\S]*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\.? Resolution note/.exec(raw)?.[1] ?? raw;
+  // OpenSSL: "8071...:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/...:SSL alert number 42\n"
+  const ssl = /SSL routines:[^:]*:([^:]+):/.exec(cause);
+  if (ssl) cause = ssl[1];
+  // Timings and addresses vary from one failure to the next; the cause does not.
+  cause = cause.replace(/(Deadline exceeded) after .*/i, '$1').replace(/\s+/g, ' ').trim();
+  const tls = ctx.tls ?? {};
+  const given = (f?: string) => (f ? f : 'not given');
+  if (/unable to verify|self[- ]signed certificate|unable to get local issuer|certificate verify failed|certificate has expired|not yet valid/i.test(cause)) {
+    return (
+      `TLS: etcd's server certificate is not trusted (${cause}); --etcd-cafile (${given(tls.ca)}) must be the CA that signed ` +
+      `the certificate of etcd at ${ctx.endpoints}`
+    );
+  }
+  if (/does not match certificate|altnames|Hostname\/IP/i.test(cause)) {
+    return `TLS: etcd's server certificate is not for the address in --etcd-endpoints (${cause}); use an address its subjectAltName lists`;
+  }
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure|access denied)/i.test(cause)) {
+    return (
+      `TLS: etcd refused this node's client certificate (${cause}); etcd requires one signed by its --trusted-ca-file: ` +
+      `check --etcd-certfile (${given(tls.cert)}) and --etcd-keyfile (${given(tls.key)})`
+    );
+  }
+  if (/wrong version number|packet length too long|http_request/i.test(cause)) {
+    return `TLS: ${cause}; does etcd at ${ctx.endpoints} speak TLS? Use https:// endpoints for a TLS etcd and http:// otherwise`;
+  }
+  if (/authentication failed|invalid user ID or password/i.test(cause)) {
+    return `etcd refused the credentials of user "${ctx.username ?? ''}" (${cause.replace(/^\d+ \w+: /, '')}); check --etcd-username and --etcd-password`;
+  }
+  if (/user name is empty|token.*(invalid|not found)|auth.*not.*enabled/i.test(cause)) {
+    return `etcd requires authentication (${cause.replace(/^\d+ \w+: /, '')}); give --etcd-username and --etcd-password`;
+  }
+  if (/permission denied/i.test(cause) || /Permission/.test(name)) {
+    return (
+      `etcd user "${ctx.username ?? ''}" may not use ${ctx.prefix} (${cause.replace(/^\d+ \w+: /, '')}); grant it read/write on the prefix, ` +
+      `e.g. etcdctl role grant-permission <role> --prefix=true readwrite ${ctx.prefix}/`
+    );
+  }
+  if (/Auth|Unauthenticated/.test(name)) return `${cause}; check --etcd-username/--etcd-password and the user's permissions on ${ctx.prefix}`;
+  if (/ECONNREFUSED/.test(cause)) return `${cause}: nothing listens there; check that etcd is running at ${ctx.endpoints} (--etcd-endpoints)`;
+  if (/Failed to connect|ECONNRESET|socket hang up|Connection dropped|ENETUNREACH|EHOSTUNREACH|ETIMEDOUT|Deadline exceeded|DEADLINE_EXCEEDED/i.test(cause)) {
+    return (
+      `cannot reach etcd (${cause}); check that etcd is running and reachable at ${ctx.endpoints} (--etcd-endpoints)` +
+      (/^http:/.test(ctx.endpoints) ? ', and that it does not expect TLS (an https:// endpoint with --etcd-cafile)' : '')
+    );
+  }
+  return `${cause}; check that etcd is running and reachable at ${ctx.endpoints} (--etcd-endpoints, TLS files)`;
 }
 
 function loadTls(tls: RegistryOptions['tls']): IOptions['credentials'] | undefined {

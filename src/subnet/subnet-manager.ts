@@ -11,6 +11,8 @@
 //   'lease'  (lease: Lease)     after a re-acquire; the subnet may have changed
 //   'change' (diff: LeaseDiff)  after the LeaseTable changed (never empty)
 //   'etcd'   (up: boolean)      when etcd became reachable / unreachable
+//   'config' (change?: string)  the config in etcd now differs from the running
+//                               one (what changed), or matches it again (undefined)
 
 import { EventEmitter } from 'node:events';
 import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
@@ -22,6 +24,7 @@ import { Logger, silentLogger } from './log';
 import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
 import { Backoff, sleep } from './sleep';
 import { acquireSubnetLease } from './acquire';
+import { describeConfigChange } from './config-change';
 
 export interface SubnetManagerOptions {
   registry: SubnetRegistry;
@@ -60,6 +63,7 @@ export declare interface SubnetManager {
   on(event: 'lease', listener: (lease: Lease) => void): this;
   on(event: 'change', listener: (diff: LeaseDiff) => void): this;
   on(event: 'etcd', listener: (up: boolean) => void): this;
+  on(event: 'config', listener: (change: string | undefined) => void): this;
   once(event: 'lease', listener: (lease: Lease) => void): this;
   once(event: 'change', listener: (diff: LeaseDiff) => void): this;
   once(event: 'etcd', listener: (up: boolean) => void): this;
@@ -98,6 +102,8 @@ export class SubnetManager extends EventEmitter {
   private reacquiring: Promise<void> | undefined;
   private activeWatch: { watch: LeaseWatch; end: () => void } | undefined;
   private lastLogged = new Map<string, string>();
+  /** How the config in etcd differs from the running one, as last reported (undefined: the same). */
+  private configDrift: string | undefined;
 
   /** @throws SubnetError FLANNEL_ERR_OPTIONS if the renew margin does not fit in the lease TTL. */
   constructor(opts: SubnetManagerOptions) {
@@ -242,6 +248,32 @@ export class SubnetManager extends EventEmitter {
     this.table = table;
     if (this.own) this.emitDiff(table.setLocalSubnet(this.own.subnet));
     void this.watchLoop();
+  }
+
+  /**
+   * Lists every lease again and resets the table from it (as after a
+   * reconnect), and checks this node's own lease on the way (re-acquiring it
+   * if it is gone). Returns at once; the list happens in the watch loop.
+   */
+  resync(): void {
+    this.log.info('Resyncing every lease from etcd');
+    this.requestResync();
+  }
+
+  /**
+   * Reads the network config from etcd again and compares it with the
+   * running one; logs the outcome either way (warning naming the changed
+   * fields, or that it is unchanged). The running config is never replaced:
+   * flannel reads it only at start. Returns the change (undefined: none).
+   * @throws RegistryError when etcd cannot be read.
+   */
+  async recheckConfig(): Promise<string | undefined> {
+    const text = await this.registry.getConfig();
+    this.setUp(true);
+    const change = this.cfg ? describeConfigChange(this.cfg, text) : undefined;
+    this.configDrift = undefined;
+    this.observeConfig(text, true);
+    return change;
   }
 
   /**
@@ -412,6 +444,12 @@ export class SubnetManager extends EventEmitter {
         this.lastLogged.delete('list');
         if (this.lists++ > 0) this.stats.resyncs++;
         this.applySnapshot(list.leases);
+        // After the list, so a change between the two is also seen by the watch.
+        await this.registry.getConfig().then(
+          (text) => this.observeConfig(text),
+          (e: unknown) => this.log.debug(`Couldn't re-read the network config: ${errorMessage(e)}`),
+        );
+        if (this.closed) return;
         const outcome = await this.runWatch(list.revision + 1);
         if (this.closed) return;
         if (outcome.requested) continue; // resync asked for: list again right away
@@ -448,6 +486,7 @@ export class SubnetManager extends EventEmitter {
         },
         put: (lease) => this.onPut(lease),
         delete: (subnet) => this.onDelete(subnet),
+        config: (text) => this.observeConfig(text),
         broken: (reason) => finish({ reason, requested: false }),
       });
       this.activeWatch = { watch, end: () => finish({ requested: true }) };
@@ -502,6 +541,31 @@ export class SubnetManager extends EventEmitter {
       void this.reacquire(`lease ${subnet} was deleted from etcd (expired, revoked or removed by an operator)`);
     }
     if (this.table) this.emitDiff(this.table.remove(subnet));
+  }
+
+  /**
+   * The config in etcd is `text`: warn once per distinct difference from the
+   * running config (flannel applies a config only at start), and say so when
+   * it matches again. `always` logs even an unchanged outcome (SIGHUP).
+   */
+  private observeConfig(text: string | undefined, always = false): void {
+    const running = this.cfg;
+    if (!running) return;
+    const change = describeConfigChange(running, text);
+    if (change === this.configDrift && !always) return;
+    const was = this.configDrift;
+    this.configDrift = change;
+    if (change !== undefined) {
+      this.log.warn(
+        { configChange: change },
+        `The network config in etcd changed: ${change}. flanneld keeps running with the config it started with ` +
+          `(Network ${running.network}, SubnetLen ${running.subnetLen}, Backend ${running.backendType} port ${running.port}); ` +
+          'restart flanneld to apply the new one (flannel reads the network config only at start)',
+      );
+    } else if (was !== undefined || always) {
+      this.log.info('The network config in etcd is the one flanneld is running with');
+    }
+    if (change !== was) this.emit('config', change);
   }
 
   // -------------------------------------------------------------- plumbing

@@ -5,12 +5,15 @@ import { native, type PollHandle } from './native';
 export abstract class FdHandle {
   #fd: number;
   #poll: PollHandle | undefined;
+  readonly #owned: boolean;
 
-  protected constructor(fd: number) {
+  /** @param owned false: the fd belongs to someone else (another thread's object); close() leaves it open. */
+  protected constructor(fd: number, owned = true) {
     this.#fd = fd;
+    this.#owned = owned;
   }
 
-  /** The file descriptor, or -1 once closed. Owned by this object: do not close it yourself. */
+  /** The file descriptor, or -1 once closed. Owned by this object (unless attached): do not close it yourself. */
   get fd(): number {
     return this.#fd;
   }
@@ -33,15 +36,16 @@ export abstract class FdHandle {
   }
 
   /**
-   * Stops the watcher and closes the fd. Idempotent. After it returns no
-   * callback runs and every other method throws.
+   * Stops the watcher and closes the fd (an attached fd, owned elsewhere, is
+   * left open). Idempotent. After it returns no callback runs and every other
+   * method throws.
    */
   close(): void {
     if (this.#fd < 0) return;
     this.stopPolling();
     const fd = this.#fd;
     this.#fd = -1;
-    native().closeFd(fd);
+    if (this.#owned) native().closeFd(fd);
   }
 
   /** The fd, or a clear error instead of an EBADF from a closed object. */

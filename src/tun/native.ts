@@ -109,6 +109,8 @@ export interface FlannelTunNative {
   /** The offloads on fd now. The state is per thread (env): a socket opened
    *  elsewhere is probed on first use. Throws EBADF/ENOTSOCK. */
   udpOffloads(fd: number): { gso: boolean; gro: boolean };
+  /** The local port a UDP socket is bound to (getsockname). */
+  udpLocalPort(fd: number): number;
   /** One non-blocking recvmmsg into slots of slotSize (message i in slot i);
    *  fills all four words of rows 0..n-1 (D_ADDR/D_PORT = source) and returns
    *  n, the number of descriptors. Without GRO: up to min(max, MAX_BATCH)

@@ -42,8 +42,20 @@ export class TunDevice extends FdHandle {
     fd: number,
     /** The kernel's name for the device. */
     readonly name: string,
+    owned = true,
   ) {
-    super(fd);
+    super(fd, owned);
+  }
+
+  /**
+   * A TunDevice for an fd another object owns, e.g. in a worker thread for the
+   * main thread's flannel0 (fds are process-wide; the addon probes the fd's
+   * offloads in this thread). close() stops this object's watcher and leaves
+   * the fd open; the owner closes it.
+   */
+  static attach(fd: number, name: string): TunDevice {
+    native().tunOffloads(fd); // throws now for an fd that is not a TUN device
+    return new TunDevice(fd, name, false);
   }
 
   /** Throws an Error with `code` (e.g. 'EPERM' without CAP_NET_ADMIN, 'EINVAL' for a bad name). */

@@ -51,6 +51,11 @@ export class UdpSocket extends FdHandle {
     );
   }
 
+  /** The local port (an ephemeral one when opened with port 0). */
+  get localPort(): number {
+    return native().udpLocalPort(this.liveFd());
+  }
+
   /** The offloads in use now (GSO goes off by itself after a refusal). */
   get offloads(): UdpOffloads {
     return native().udpOffloads(this.liveFd());

@@ -230,6 +230,24 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
     assert.match(n.log(), /your PublicIP \(198\.18\.9\.9\) differs from interface IP \(198\.18\.0\.1\).*not supported by host-gw backend/);
   });
 
+  check('vxlan: flannel.1 deleted under a running daemon comes back with the same MAC, peers re-programmed', async () => {
+    const [n1, n2] = clusters.get('vxlan')!;
+    const mac = macOf(n1.host, 'flannel.1');
+    n1.host.exec(['ip', 'link', 'del', 'flannel.1']);
+    await n1.waitForLog(/flannel\.1 was deleted: recreating it with the same MAC/, 10_000);
+    await waitFor('pods talk again', () => n1.pods[0].ping(n2.pods[0].ip, 1, 0.2, 1).received === 1, 10_000, 100);
+    assert.equal(macOf(n1.host, 'flannel.1'), mac, 'same MAC: the lease needs no update');
+    assert.match(n1.host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'flannel.1']), /\/32 /);
+  });
+
+  check('host-gw: a peer route someone deletes is put back (flannel\'s route check)', async () => {
+    const [n1, n2] = clusters.get('host-gw')!;
+    n1.host.exec(['ip', 'route', 'del', netOf(n2)]);
+    await n1.waitForLog(/host-gw: recovered 1 peer route/, 15_000);
+    assert.match(n1.host.exec(['ip', 'route', 'show', netOf(n2)]), /via 198\.18\.0\.2 dev eth0/);
+    assert.equal(n1.pods[0].ping(n2.pods[0].ip, 2, 0.05).received, 2);
+  });
+
   for (const b of ['vxlan', 'host-gw'] as const) {
     check(`${b}: a LeaseDiff of 1000 peers is applied in one batch, well under a second`, async () => {
       const h = new Host(lab, `ka${b === 'vxlan' ? 'vx' : 'gw'}`, b === 'vxlan' ? '198.18.2.1' : '198.18.2.2');

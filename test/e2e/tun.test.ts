@@ -268,6 +268,9 @@ describe('in network namespaces', { skip: !isRoot && 'needs root (network namesp
       assert.equal(r.mixedPackets, r.mixedRows - 1);
       exact(r.mixed1, 'mixed, first destination');
       exact(r.mixed2, 'mixed, second destination');
+      assert.equal(r.adjacentSent, 29);
+      exact(r.adjacent1, 'adjacent packets (merged iovecs), first destination');
+      exact(r.adjacent2, 'adjacent packets (merged iovecs), second destination');
       assert.deepEqual(r.senderOffloadsAfter, { gso: true, gro: true }, 'loopback accepts every GSO message');
     });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LeaseTable } from '../../src/routes/lease-table';
 import { Ip4Net, parseIp4 } from '../../src/routes/ip4';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS } from '../../src/tun/batch';
+import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../../src/tun/batch';
 import { Counters, DropReason } from '../../src/encap/counters';
 import { Encapsulator } from '../../src/encap/encapsulator';
 import { Decapsulator } from '../../src/encap/decapsulator';
@@ -63,6 +63,54 @@ test('encap: each packet goes to the peer owning its destination, TTL decremente
   assert.deepEqual(out.subarray(12), p1.subarray(12), 'addresses and payload untouched');
   assert.equal(encap.lastBytes, 148);
   assert.equal(counters.totalDrops(), 0);
+});
+
+test('encap: one decision per TSO super-packet: its marked segments follow the first to the same peer', () => {
+  const { encap, counters } = setup();
+  const b = new PacketBatch(16, 2048);
+  // Rows as a TSO read leaves them: a 3-segment super-packet to 198.19.2.5
+  // (D_PORT of its first row = 3), a plain packet, then a 2-segment one with no route.
+  const seg = (dst: string, len: number) => packet('198.19.1.2', dst, { len, proto: ip.PROTO_TCP });
+  fill(b, [
+    { bytes: seg('198.19.2.5', 1472) },
+    { bytes: seg('198.19.2.5', 1472) },
+    { bytes: seg('198.19.2.5', 600) },
+    { bytes: seg('198.19.3.9', 52) },
+    { bytes: seg('198.19.9.9', 1472) },
+    { bytes: seg('198.19.9.9', 100) },
+  ]);
+  const marks = [3, 0, 0, 0, 2, 0];
+  marks.forEach((m, i) => (b.desc[i * DESC_WORDS + D_PORT] = m));
+  b.readInfo[READ_INFO_SUPER] = 2;
+  assert.equal(encap.process(b), 4);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(b.desc[i * DESC_WORDS + D_ADDR] >>> 0, parseIp4('198.18.0.2'), `segment ${i}`);
+    assert.equal(b.desc[i * DESC_WORDS + D_PORT], 8285);
+    const off = b.desc[i * DESC_WORDS + D_OFF];
+    assert.equal(b.data[off + 8], 63, `segment ${i}: TTL decremented`);
+    assert.ok(ip.headerChecksumOk(b.data, off), `segment ${i}: header checksum`);
+    assert.equal(encap.verdicts[i], 0);
+  }
+  assert.equal(b.desc[3 * DESC_WORDS + D_ADDR] >>> 0, parseIp4('198.18.0.3'));
+  // The unroutable super-packet: every segment dropped and counted.
+  assert.equal(len(b, 4), 0);
+  assert.equal(len(b, 5), 0);
+  assert.equal(counters.txDrops[DropReason.no_route], 2);
+  assert.equal(encap.lastBytes, 1472 * 2 + 600 + 52);
+  const peer = counters.peerSlot(0);
+  assert.equal(counters.peer[peer], 3, 'per-peer packets count every segment');
+  assert.equal(counters.peer[peer + 1], 1472 * 2 + 600);
+  // A mark never reaches past the batch.
+  fill(b, [{ bytes: seg('198.19.2.5', 1472) }, { bytes: seg('198.19.2.5', 1472) }]);
+  b.desc[D_PORT] = 40;
+  b.desc[DESC_WORDS + D_PORT] = 0;
+  assert.equal(encap.process(b), 2);
+  // Without a TSO read (readInfo clear), D_PORT means nothing: every row decided on its own.
+  b.readInfo[READ_INFO_SUPER] = 0;
+  fill(b, [{ bytes: seg('198.19.2.5', 1472) }, { bytes: seg('198.19.9.9', 1472) }]);
+  b.desc[D_PORT] = 2;
+  assert.equal(encap.process(b), 1);
+  assert.equal(len(b, 1), 0);
 });
 
 test('encap: drops and counts malformed, IPv6, local, non-unicast and TTL-expiring packets', () => {

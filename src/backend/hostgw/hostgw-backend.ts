@@ -19,6 +19,9 @@ import { NetworkConfig } from '../../subnet/config';
 import { Backend, BackendContext } from '../backend';
 import { FlushLines, KernelPeers, OnLinkPrefix, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
 
+/** flannel's routeCheckRetries (10) seconds between checks that every peer route is still there. */
+const ROUTE_CHECK_MS = 10_000;
+
 export interface HostGwPeerState {
   publicIp: string;
 }
@@ -33,8 +36,6 @@ export function hostGwLines(ext: string, subnet: string, old: HostGwPeerState | 
 class HostGwPeers extends KernelPeers<PeerState> {
   private prefixes: OnLinkPrefix[] = [];
   private prefixesAt = 0;
-  /** Peers already reported as unreachable (subnet → public IP), so resyncs do not repeat the error. */
-  private readonly reported = new Map<string, number>();
 
   constructor(
     private readonly ext: string,
@@ -67,19 +68,16 @@ class HostGwPeers extends KernelPeers<PeerState> {
       return undefined;
     }
     if (!this.onLink(peer.publicIp)) {
-      if (this.reported.get(subnet) !== peer.publicIp) {
-        this.reported.set(subnet, peer.publicIp);
-        const mine = this.prefixes.filter((p) => p.dev === this.ext).map((p) => p.net.toString());
-        this.log.error(
-          `host-gw: cannot route ${subnet} via ${ip}: that host is not on the same link as this one ` +
-            `(${this.ext} reaches ${mine.length ? mine.join(', ') : 'no directly connected network'} directly). ` +
-            'host-gw needs every host on one layer-2 network; for hosts behind routers use the vxlan backend ' +
-            '(with "DirectRouting": true to keep host-gw speed between neighbours) or udp',
-        );
-      }
+      // plan() runs only when the lease changes, so this is logged once per change, not per resync.
+      const mine = this.prefixes.filter((p) => p.dev === this.ext).map((p) => p.net.toString());
+      this.log.error(
+        `host-gw: cannot route ${subnet} via ${ip}: that host is not on the same link as this one ` +
+          `(${this.ext} reaches ${mine.length ? mine.join(', ') : 'no directly connected network'} directly). ` +
+          'host-gw needs every host on one layer-2 network; for hosts behind routers use the vxlan backend ' +
+          '(with "DirectRouting": true to keep host-gw speed between neighbours) or udp',
+      );
       return undefined;
     }
-    this.reported.delete(subnet);
     return { publicIp: ip };
   }
 
@@ -89,6 +87,23 @@ class HostGwPeers extends KernelPeers<PeerState> {
 
   protected lines(subnet: string, old: PeerState | undefined, next: PeerState | undefined, out: FlushLines): void {
     hostGwLines(this.ext, subnet, old, next, out);
+  }
+
+  /** flannel's routeCheck: every 10 s, re-add peer routes someone removed. */
+  protected override async check(): Promise<void> {
+    if (this.programmed.size === 0) return;
+    const present = new Set<string>();
+    for (const r of await routesWithin(this.network)) {
+      if (r.gateway !== undefined && r.dev === this.ext) present.add(`${r.dst} ${formatIp4(r.gateway)}`);
+    }
+    const lines = [];
+    for (const [subnet, st] of this.programmed) {
+      if (!present.has(`${subnet} ${st.publicIp}`)) lines.push({ line: `route replace ${subnet} via ${st.publicIp} dev ${this.ext}`, subnet });
+    }
+    if (lines.length === 0) return;
+    const failures = await this.ip.run(lines);
+    for (const f of failures) this.log.error(`host-gw: could not recover the route "${f.line.line}": ${f.message}`);
+    if (failures.length < lines.length) this.log.info(`host-gw: recovered ${lines.length - failures.length} peer route(s) that had been removed`);
   }
 
   protected async reconcile(keep: ReadonlyMap<string, PeerState>): Promise<void> {
@@ -152,6 +167,7 @@ export class HostGwBackend implements Backend {
   async start(lease: Lease, config: NetworkConfig, _table: LeaseTable): Promise<number> {
     this.lease = lease;
     this.peers = new HostGwPeers(this.ctx.ext.name, parseIp4(this.ctx.ext.publicIp), config.network, () => this.lease?.subnet, this.ctx);
+    this.peers.startChecks(ROUTE_CHECK_MS);
     this.ctx.log.info(`host-gw: routing peer subnets via their public IPs on ${this.ctx.ext.name}; pod MTU ${this.mtu}`);
     return this.mtu;
   }

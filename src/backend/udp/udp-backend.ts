@@ -12,12 +12,13 @@ import { configureTun } from '../../tun/configure';
 import { TunDevice } from '../../tun/tun-device';
 import { UdpSocket } from '../../tun/udp-socket';
 import { Backend, BackendContext } from '../backend';
+import { TxThread } from './tx-thread';
 
 /** flannel's udp encapsulation overhead: outer IPv4 (20) + UDP (8) headers. */
 export const UDP_OVERHEAD = 28;
 const TUN_NAME = 'flannel0';
 /** Large socket buffers: a burst of batches is not dropped by the kernel. */
-const SOCKET_BUFFER = 4 * 1024 * 1024;
+const SOCKET_BUFFER = Number(process.env.FTS_TMP_BUF ?? 4 * 1024 * 1024); // TMP
 
 export class UdpBackend implements Backend {
   readonly type = 'udp';
@@ -25,6 +26,7 @@ export class UdpBackend implements Backend {
   private network: Ip4Net | undefined;
   private tun: TunDevice | undefined;
   private udp: UdpSocket | undefined;
+  private txThread: TxThread | undefined;
 
   constructor(private readonly ctx: BackendContext) {}
 
@@ -59,9 +61,26 @@ export class UdpBackend implements Backend {
     }
     this.tun = tun;
     this.udp = udp;
-    this.dataPlane = new DataPlane(tun, udp, table);
-    this.dataPlane.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
-    this.dataPlane.start();
+    // FLANNEL_TS_TX_WORKER=1 (experimental, off by default: see README
+    // "Numbers"): flannel0 -> peers on a worker thread with its own source port.
+    const txWorker = process.env.FLANNEL_TS_TX_WORKER === '1';
+    const dp = new DataPlane(tun, udp, table, { directions: txWorker ? 'rx' : 'both', tsoReads: Number(process.env.FTS_TMP_READS ?? 16) }); // TMP
+    this.dataPlane = dp;
+    dp.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
+    dp.start();
+    if (txWorker) {
+      this.txThread = await TxThread.start(
+        { tunFd: tun.fd, tunName: tun.name, bindIp: parseIp4(ext.ifaceAddr), port: config.port, sndbuf: SOCKET_BUFFER, gso: want.udpGso },
+        table,
+        dp.counters,
+        (err) => {
+          // Nothing would send to peers any more: flanneld exits (and is restarted) rather than black-holing.
+          log.error({ err }, 'The TX worker thread died');
+          process.exit(1);
+        },
+      );
+      log.info(`TX worker thread: flannel0 -> peers on its own thread, from UDP port ${this.txThread.port}`);
+    }
     const on = this.offloadsEnabled!;
     const state = (feature: string, asked: boolean) => (on[feature] ? 'on' : asked ? 'off (refused by the kernel)' : 'off');
     log.info(
@@ -88,14 +107,18 @@ export class UdpBackend implements Backend {
   }
 
   leasesChanged(_diff: LeaseDiff): void {
-    // Nothing to program: the data plane reads the lease table per packet.
+    // Nothing to program: the data plane reads the lease table per packet
+    // (a TX worker reads its own copy, replaced here).
+    this.txThread?.leasesChanged();
   }
 
   async relocate(lease: Lease): Promise<void> {
     configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
+    this.txThread?.leasesChanged();
   }
 
   async stop(): Promise<void> {
+    await this.txThread?.stop();
     this.dataPlane?.stop();
   }
 

@@ -27,6 +27,9 @@ import { run, tryRun } from '../../util/sh';
 import { Backend, BackendContext } from '../backend';
 import { FlushLines, KernelPeers, OnLinkPrefix, normalizeMac, onLinkFor, onLinkPrefixes, readCommand, routesWithin } from '../kernel';
 
+/** How often the device's presence is checked (flannel reacts to the netlink event at once). */
+const DEVICE_CHECK_MS = 2000;
+
 /** flannel's lease BackendData for vxlan (field order as Go marshals vxlanLeaseAttrs). */
 export interface VxlanLeaseData {
   VNI: number;
@@ -104,9 +107,19 @@ class VxlanPeers extends KernelPeers<PeerState> {
     private readonly directRouting: boolean,
     private readonly network: Ip4Net,
     private readonly local: () => Ip4Net | undefined,
+    /** Recreates the device as it was (same MAC) and returns the peers to program again. */
+    private readonly recreate: () => Peer[],
     ctx: BackendContext,
   ) {
     super('vxlan', ctx.log);
+  }
+
+  /** flannel watches for flannel.1 being deleted and recreates it; so does this, every few seconds. */
+  protected override async check(): Promise<void> {
+    if (fs.existsSync(`/sys/class/net/${this.dev}`)) return;
+    this.log.warn(`${this.dev} was deleted: recreating it with the same MAC and re-programming ${this.programmed.size} peer(s)`);
+    this.reprogram(this.recreate());
+    this.restartShells();
   }
 
   protected override async beforeFlush(_peers: Peer[]): Promise<void> {
@@ -222,18 +235,7 @@ export class VxlanBackend implements Backend {
         link = undefined;
       }
     }
-    if (!link) {
-      const argv = ['ip', 'link', 'add', this.dev, 'mtu', String(this.mtu), 'type', 'vxlan', 'id', String(o.vni), 'local', ext.publicIp, 'dev', ext.name, 'dstport', String(o.port), o.learning ? 'learning' : 'nolearning'];
-      if (o.gbp) argv.push('gbp');
-      try {
-        run(argv);
-      } catch (e) {
-        throw Object.assign(new Error(`failed to create vxlan device ${this.dev}: ${(e as Error).message}`), { code: 'FLANNEL_ERR_BACKEND' });
-      }
-      link = showLink(this.dev);
-      if (!link) throw Object.assign(new Error(`created ${this.dev} but cannot read it back`), { code: 'FLANNEL_ERR_BACKEND' });
-      log.info(`Created ${this.dev} (VNI ${o.vni}, local ${ext.publicIp}, dev ${ext.name}, dstport ${o.port}, MAC ${link.address})`);
-    }
+    if (!link) link = this.createDevice();
     try {
       // flannel: no router advertisements on the tunnel device.
       fs.writeFileSync(`/proc/sys/net/ipv6/conf/${this.dev}/accept_ra`, '0');
@@ -242,6 +244,30 @@ export class VxlanBackend implements Backend {
     }
     this.mac = link.address;
     return { VNI: o.vni, VtepMAC: this.mac };
+  }
+
+  /** `ip link add flannel.<VNI> … type vxlan …` from the options; `mac` keeps an earlier device's address. */
+  private createDevice(mac?: string): LinkInfo {
+    const { ext, log } = this.ctx;
+    const o = this.opts!;
+    const argv = ['ip', 'link', 'add', this.dev, ...(mac ? ['address', mac] : []), 'mtu', String(this.mtu), 'type', 'vxlan', 'id', String(o.vni), 'local', ext.publicIp, 'dev', ext.name, 'dstport', String(o.port), o.learning ? 'learning' : 'nolearning'];
+    if (o.gbp) argv.push('gbp');
+    try {
+      run(argv);
+    } catch (e) {
+      throw Object.assign(new Error(`failed to create vxlan device ${this.dev}: ${(e as Error).message}`), { code: 'FLANNEL_ERR_BACKEND' });
+    }
+    const link = showLink(this.dev);
+    if (!link) throw Object.assign(new Error(`created ${this.dev} but cannot read it back`), { code: 'FLANNEL_ERR_BACKEND' });
+    log.info(`Created ${this.dev} (VNI ${o.vni}, local ${ext.publicIp}, dev ${ext.name}, dstport ${o.port}, MAC ${link.address})`);
+    return link;
+  }
+
+  /** The device was deleted under us: the same device again (same MAC, so the lease stays true), addressed and up. */
+  private recreateDevice(): void {
+    this.createDevice(this.mac);
+    this.address(this.lease!);
+    run(['ip', 'link', 'set', this.dev, 'up']);
   }
 
   /** vxlan nodes only (flannel's vxlan ignores leases of other types), and only with a usable VtepMAC. */
@@ -263,7 +289,7 @@ export class VxlanBackend implements Backend {
     return false;
   }
 
-  async start(lease: Lease, config: NetworkConfig, _table: LeaseTable): Promise<number> {
+  async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     this.lease = lease;
     this.address(lease);
     const mtu = this.mtu;
@@ -273,7 +299,18 @@ export class VxlanBackend implements Backend {
     if (now && now.address !== this.mac) {
       throw Object.assign(new Error(`${this.dev}'s mac address wanted: ${this.mac}, but got: ${now.address}`), { code: 'FLANNEL_ERR_BACKEND' });
     }
-    this.peers = new VxlanPeers(this.dev, this.opts!.directRouting, config.network, () => this.lease?.subnet, this.ctx);
+    this.peers = new VxlanPeers(
+      this.dev,
+      this.opts!.directRouting,
+      config.network,
+      () => this.lease?.subnet,
+      () => {
+        this.recreateDevice();
+        return table.peers();
+      },
+      this.ctx,
+    );
+    this.peers.startChecks(DEVICE_CHECK_MS);
     this.ctx.log.info(`${this.dev} is up: ${formatIp4(lease.subnet.ip)}/32, MTU ${mtu}, MAC ${this.mac}`);
     return mtu;
   }

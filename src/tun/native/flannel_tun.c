@@ -11,7 +11,7 @@
 //   udpOpen(bindAddr, port, rcvbuf, sndbuf, offloads?) -> fd
 //   udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
 //   udpSend(fd, data, desc, count) -> packets sent
-//   udpOffloads(fd) -> { gso, gro }
+//   udpOffloads(fd) -> { gso, gro };  udpLocalPort(fd) -> port
 //   pollStart(fd, callback) -> handle;  pollStop(handle)
 //   closeFd(fd)
 //   DESC_WORDS, MAX_BATCH (numbers)
@@ -151,6 +151,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpOffloads", NULL, udp_offloads, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpLocalPort", NULL, udp_local_port, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -84,6 +84,9 @@ typedef struct poll_s poll_s;
 typedef struct {
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
+  // udpSend: the iovecs of GSO messages, adjacent packets merged (the
+  // segments of a split super-packet lie back to back: one iovec each run).
+  struct iovec giov[MAX_BATCH];
   struct sockaddr_in addrs[MAX_BATCH];
   // udpSend/udpRecv: a control buffer per message, the send groups, and a
   // second header array for packets sent one by one after a GSO refusal.
@@ -212,6 +215,7 @@ napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
 napi_value udp_send(napi_env env, napi_callback_info info);
 napi_value udp_offloads(napi_env env, napi_callback_info info);
+napi_value udp_local_port(napi_env env, napi_callback_info info);
 // closeFd: forgets fd's offload state.
 void udp_forget(env_state *st, int fd);
 napi_value poll_start(napi_env env, napi_callback_info info);

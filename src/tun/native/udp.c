@@ -172,6 +172,22 @@ napi_value udp_offloads(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// udpLocalPort(fd) -> the port the socket is bound to (getsockname).
+napi_value udp_local_port(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  struct sockaddr_in sin;
+  socklen_t l = sizeof sin;
+  errno = 0;
+  if (getsockname(fd, (struct sockaddr *)&sin, &l) < 0 || sin.sin_family != AF_INET) {
+    char detail[32];
+    snprintf(detail, sizeof detail, "fd %d", fd);
+    return throw_errno(env, errno ? errno : ENOTSOCK, "udpLocalPort", detail, NULL);
+  }
+  return make_int(env, ntohs(sin.sin_port));
+}
+
 // The segment size of a received message: the UDP_GRO cmsg's int, or 0.
 static int gro_size(const struct msghdr *h) {
   if (h->msg_controllen == 0) return 0;
@@ -369,6 +385,7 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
     np++;
   }
 
+  int ng_iov = 0;
   for (int g = 0; g < ng; g++) {
     struct msghdr *h = &st->msgs[g].msg_hdr;
     memset(h, 0, sizeof *h);
@@ -377,6 +394,20 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
     h->msg_iov = &st->iov[st->groups[g].first];
     h->msg_iovlen = (size_t)st->groups[g].segs;
     if (st->groups[g].segs > 1) {
+      // The kernel cuts a GSO message at the segment size whatever its
+      // iovecs: packets that are adjacent in memory share one.
+      const struct iovec *src = &st->iov[st->groups[g].first];
+      struct iovec *dst = &st->giov[ng_iov];
+      int n = 0;
+      for (int k = 0; k < st->groups[g].segs; k++) {
+        if (n > 0 && (uint8_t *)dst[n - 1].iov_base + dst[n - 1].iov_len == (uint8_t *)src[k].iov_base)
+          dst[n - 1].iov_len += src[k].iov_len;
+        else
+          dst[n++] = src[k];
+      }
+      h->msg_iov = dst;
+      h->msg_iovlen = (size_t)n;
+      ng_iov += n;
       uint16_t size = (uint16_t)st->iov[st->groups[g].first].iov_len;
       h->msg_control = st->ctrl[g].buf;
       h->msg_controllen = CMSG_SPACE(sizeof size);

@@ -1,0 +1,108 @@
+// End-to-end tests of TUN TSO on read (TUNSETOFFLOAD CSUM|TSO4,
+// src/tun/native/tun_tso.c): the kernel hands over TCP super-packets and
+// tunRead must give back exactly the MTU-sized segments the kernel would have
+// made, with a real TCP sender on the other side of the device.
+//
+// Network safety: every TUN device, route and socket lives in a network
+// namespace this file creates (ftun-<pid>-tso, removed in after() even on
+// failure); the test process itself only runs `ip` and children under
+// `ip netns exec`. Addresses: 198.19.50.0/24 and 198.19.51.0/24 inside the
+// namespace. Needs root; skipped otherwise.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+
+const isRoot = process.getuid?.() === 0;
+const NS = `ftun-${process.pid}-tso`;
+const FIXTURES = path.join(__dirname, 'fixtures');
+const children: ChildProcess[] = [];
+let nsCreated = false;
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error}`);
+}
+
+/** Runs `tun-tso.js <mode>` in the namespace and returns its JSON report. */
+async function fixture(mode: string, ...args: string[]): Promise<Record<string, any>> {
+  const child = spawn('ip', ['netns', 'exec', NS, process.execPath, path.join(FIXTURES, 'tun-tso.js'), mode, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FTUN_NETNS: NS }, // fixtures refuse to run outside it (tun-guard.ts)
+  });
+  children.push(child);
+  const lines: string[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  assert.equal(code, 0, `tun-tso.js ${mode} failed`);
+  assert.ok(lines.length > 0, `tun-tso.js ${mode} printed nothing`);
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+const MIB8 = 8 * 1024 * 1024;
+
+describe('TUN TSO (super-packets read and split) in a network namespace', { skip: !isRoot && 'needs root (network namespaces, TUN)' }, () => {
+  before(() => {
+    run('ip', ['netns', 'add', NS]);
+    nsCreated = true;
+    run('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
+  });
+
+  after(() => {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) {
+        try {
+          process.kill(c.pid!, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    if (nsCreated) spawnSync('ip', ['netns', 'del', NS]);
+  });
+
+  it('a local TCP sender: super-packets come out as MTU-sized segments tiling the stream exactly', async () => {
+    const r = await fixture('stream', String(MIB8));
+    const s = r.stats;
+    assert.deepEqual(r.offloads, { vnetHdr: true, gro: true, tso: true });
+    assert.ok(r.finSeen, 'the stream ended with a FIN');
+    assert.equal(r.received, MIB8, 'every byte arrived');
+    assert.ok(r.exact, 'the bytes are the ones sent, in place');
+    assert.ok(s.superPackets > 10, `the kernel handed over super-packets (${s.superPackets})`);
+    assert.ok(s.segments > 2 * s.superPackets, `several segments per super-packet (${s.segments} / ${s.superPackets})`);
+    assert.ok(s.maxRowLen <= 1500, `every row within the MTU (max ${s.maxRowLen})`);
+    assert.equal(s.badIpChecksum, 0);
+    assert.equal(s.badTcpChecksum, 0);
+    assert.equal(s.lengthMismatch, 0, 'IP total length = row length');
+    assert.equal(s.notIpv4, 0);
+    assert.equal(s.dropped, 0);
+    assert.deepEqual(s.finRows, [MIB8], 'FIN only on the segment that ends the stream');
+    assert.ok(s.markedRuns > 0 && s.markedRunsBroken === 0, `D_PORT marks runs of contiguous segments (${s.markedRuns}, max ${s.maxMarked})`);
+    assert.ok(s.markedRuns <= s.superPackets, 'one mark per super-packet at most');
+    console.log(`TSO: ${s.superPackets} super-packets -> ${s.segments} segments; ${s.rows} rows, ${s.retransmittedBytes} bytes retransmitted`);
+  });
+
+  it('without TSO the same stream arrives as plain packets (no super-packets)', async () => {
+    const r = await fixture('plain', String(1024 * 1024));
+    assert.deepEqual(r.offloads, { vnetHdr: true, gro: true, tso: false });
+    assert.ok(r.exact && r.finSeen);
+    assert.equal(r.stats.superPackets, 0);
+    assert.equal(r.stats.markedRuns, 0);
+    assert.ok(r.stats.maxRowLen <= 1500);
+    assert.equal(r.stats.badTcpChecksum, 0);
+  });
+
+  it('offload state per thread, TSO only with the vnet header, slot rules', async () => {
+    const r = await fixture('states');
+    const tso = { vnetHdr: true, gro: true, tso: true };
+    const none = { vnetHdr: false, gro: false, tso: false };
+    const vnet = { vnetHdr: true, gro: true, tso: false };
+    assert.deepEqual(r.here, [tso, none, vnet]);
+    assert.deepEqual(r.worker, [tso, none, vnet], 'another thread probes TSO (ETHTOOL_GTSO)');
+    assert.equal(r.smallSlot?.name, 'RangeError');
+    assert.equal(r.fullSlot, null);
+    assert.equal(r.badInfo?.name, 'TypeError');
+    if (r.ethtool) assert.match(r.ethtool, /: on/);
+  });
+});
