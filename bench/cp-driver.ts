@@ -3,6 +3,7 @@
 // flanneld writes them (its own 24 h etcd lease each, the value flanneld would
 // write for the backend) and probes their subnets until the sink (cp-sink)
 // acknowledges a forwarded probe. Prints one JSON object (DriverResult).
+// Probed peers share 64 public IPs (see PROBED_POOL); the others have one each.
 //
 //   node cp-driver.js '<DriverArgs as JSON>'
 //
@@ -74,28 +75,39 @@ interface Fake {
   index: number;
   subnet: Ip4Net;
   key: string;
-  value: string;
   probeTo: string;
+}
+
+/**
+ * Fake peers that are probed share a pool of PROBED_POOL public IPs; the
+ * others get one each. Every probed public IP costs a neighbour entry, and
+ * the kernel's ARP table is one for all namespaces (gc_thresh3, 1024 by
+ * default): a thousand distinct probed peers would overflow it, drop packets
+ * and disturb anything else running on the machine.
+ */
+const PROBED_POOL = 64;
+
+function leaseValue(f: Fake, probed: boolean): string {
+  const base = parseIp4(args.publicBase);
+  const publicIp = (probed ? base + (f.index % PROBED_POOL) : base + PROBED_POOL + f.index) >>> 0;
+  const mac = `0a:58:${[(f.index >> 16) & 0xff, (f.index >> 8) & 0xff, f.index & 0xff, 0x01].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  return formatLeaseValue({
+    publicIp,
+    backendType: args.backend,
+    ...(args.backend === 'vxlan' ? { backendData: { VNI: 1, VtepMAC: mac } } : {}),
+  });
 }
 
 function fakes(count: number): Fake[] {
   const net = Ip4Net.parse(args.network);
   const own = ownSubnet();
   const size = 2 ** (32 - args.subnetLen);
-  const base = parseIp4(args.publicBase);
   const out: Fake[] = [];
   for (let k = 1; out.length < count; k++) {
     if (k * size >= net.size) throw new Error(`Network ${net} has no room for ${count} fake /${args.subnetLen} leases`);
     const subnet = new Ip4Net((net.ip + k * size) >>> 0, args.subnetLen);
     if (subnet.equals(own)) continue;
-    const publicIp = (base + out.length) >>> 0;
-    const mac = `0a:58:${[(out.length >> 16) & 0xff, (out.length >> 8) & 0xff, out.length & 0xff, 0x01].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-    const value = formatLeaseValue({
-      publicIp,
-      backendType: args.backend,
-      ...(args.backend === 'vxlan' ? { backendData: { VNI: 1, VtepMAC: mac } } : {}),
-    });
-    out.push({ index: out.length, subnet, key: `${args.prefix}/subnets/${subnetKey(subnet)}`, value, probeTo: formatIp4(subnet.ip + 1) });
+    out.push({ index: out.length, subnet, key: `${args.prefix}/subnets/${subnetKey(subnet)}`, probeTo: formatIp4(subnet.ip + 1) });
   }
   return out;
 }
@@ -120,7 +132,7 @@ async function main(): Promise<void> {
     const grants = await Promise.all(all.slice(i, i + 256).map(() => client.leaseClient.leaseGrant({ TTL: 86400 })));
     for (const g of grants) leaseIds.push(g.ID);
   }
-  const put = (f: Fake) => client.put(f.key).value(f.value).lease(leaseIds[f.index]).exec();
+  const put = (f: Fake, probed = false) => client.put(f.key).value(leaseValue(f, probed)).lease(leaseIds[f.index]).exec();
 
   /** Probes `f` every 1 ms until the sink acknowledges it; resolves with the sink's arrival time, or undefined on timeout. */
   const probe = (f: Fake, timeoutMs = args.timeoutMs): Promise<bigint | undefined> =>
@@ -146,14 +158,14 @@ async function main(): Promise<void> {
     const f = all[next++];
     const t0 = nowNs();
     const acked = probe(f);
-    await put(f);
+    await put(f, true);
     const t = await acked;
     if (t === undefined) result.latencyFailures++;
     else result.latencyMs.push(ms(t - t0));
   }
 
   const putMany = async (fs: Fake[]) => {
-    for (let i = 0; i < fs.length; i += 1000) await Promise.all(fs.slice(i, i + 1000).map(put));
+    for (let i = 0; i < fs.length; i += 1000) await Promise.all(fs.slice(i, i + 1000).map((f) => put(f)));
   };
 
   if (args.burst > 0) {
@@ -165,7 +177,7 @@ async function main(): Promise<void> {
     await putMany(batch);
     const tPut = nowNs();
     const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
-    await put(sentinel);
+    await put(sentinel, true);
     const t = await acked;
     result.burst = { leases: batch.length, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0), startedAt };
   }
@@ -178,7 +190,7 @@ async function main(): Promise<void> {
     await putMany(batch);
     const tPut = nowNs();
     const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
-    await put(sentinel);
+    await put(sentinel, true);
     const t = await acked;
     result.fill = { leases: next, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0) };
   }

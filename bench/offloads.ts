@@ -43,11 +43,8 @@ export const CONFIGS: Config[] = [
   // flannel0's super-packets capped at 62 000 bytes (one UDP send each); see src/tun/configure.ts.
   { name: 'gso-cap', flags: [], after: (h) => h.exec(['ip', 'link', 'set', 'dev', 'flannel0', 'gso_max_size', '62000', 'gso_max_segs', '64']) },
   { name: 'none', flags: OFF_ALL },
-  // Both directions on their own thread (see src/encap/data-plane.ts); not the default.
+  // flannel0 -> peers on a worker thread (src/backend/udp/tx-worker.ts); not the default.
   { name: 'tx-worker', flags: [], env: { FLANNEL_TS_TX_WORKER: '1' } },
-  { name: 'reads4', flags: [], env: { FTS_TMP_READS: '4' } },
-  { name: 'reads8', flags: [], env: { FTS_TMP_READS: '8' } },
-  { name: 'buf16', flags: [], env: { FTS_TMP_BUF: String(16 << 20) } },
 ];
 
 interface Options {

@@ -45,7 +45,11 @@ export interface Backend {
   leasesChanged(diff: LeaseDiff): void;
   /** Our lease moved to another subnet: re-address the device. */
   relocate(lease: Lease): Promise<void>;
-  /** Stops forwarding and removes the backend's devices. */
+  /**
+   * Stops the backend. udp removes flannel0 (forwarding stops); the kernel
+   * backends stop programming but leave their device and routes in place, as
+   * flannel does, so pods keep talking while the daemon restarts.
+   */
   stop(): Promise<void>;
   /** Data-plane counters, for backends that forward in user space. */
   readonly counters?: Counters;

@@ -244,7 +244,7 @@ export interface FlushStats {
 
 /**
  * Coalesces lease diffs into batched kernel changes. A backend supplies:
- *   beforeFlush(ps)   → refresh what plan() needs (e.g. on-link prefixes), once per flush
+ *   beforeFlush(b)    → refresh what plan() needs (e.g. on-link prefixes), once per flush
  *   plan(peer)        → the state S it wants for a peer (or undefined: skip, already logged)
  *   lines(old, new)   → the batch lines turning `old` into `new` (either may be undefined)
  *   reconcile(keep)   → after the first flush: remove kernel entries not in `keep`
@@ -274,7 +274,8 @@ export abstract class KernelPeers<S> {
     protected readonly log: Logger,
   ) {}
 
-  protected async beforeFlush(_peers: Peer[]): Promise<void> {}
+  /** `batch`: subnet → the peer it should be (null: removed), this flush. */
+  protected async beforeFlush(_batch: ReadonlyMap<string, Peer | null>): Promise<void> {}
   /** Runs every startChecks() period, between flushes: repair what someone else removed. */
   protected async check(): Promise<void> {}
   protected abstract plan(peer: Peer): S | undefined;
@@ -392,7 +393,7 @@ export abstract class KernelPeers<S> {
     const t0 = process.hrtime.bigint();
     const out: FlushLines = { bridgeDel: [], bridgeAdd: [], ipDel: [], ipAdd: [] };
     const next = new Map<string, S | undefined>();
-    await this.beforeFlush([...batch.values()].filter((p): p is Peer => p !== null));
+    await this.beforeFlush(batch);
     let added = 0;
     let changed = 0;
     let removed = 0;

@@ -2,13 +2,22 @@
 // create the backend it names, lease a subnet, start the backend, write
 // subnet.env, then keep the lease table in step with etcd. The control plane
 // (SubnetManager) and the data plane (the backend) meet only in the LeaseTable.
+//
+// A planned restart is quicker: a clean stop of a udp node saves its subnet,
+// config and peers (src/subnet/restart-state.ts) and the next start forwards
+// on them at once, before it has even loaded the etcd client, then confirms
+// everything with etcd as a cold start would. Start-up time is mostly Node
+// and module loading (the etcd client alone is ~150 ms of CPU), so this cuts
+// the traffic gap of `systemctl restart` roughly in half.
 
 import { Backend, createBackend } from '../backend';
 import { IptablesManager } from '../iptables';
 import { formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
-import { EtcdRegistry } from '../subnet/registry';
+import { describeConfigDifference } from '../subnet/config-change';
+import { EtcdRegistry, preloadEtcd3 } from '../subnet/registry';
+import { RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
 import { readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
 import { SubnetManager } from '../subnet/subnet-manager';
 import { FlanneldOptions } from './flags';
@@ -16,7 +25,7 @@ import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
 import { ExternalInterface, findExternalInterface } from './iface';
 import { Logger } from './log';
-import { createMetrics } from './metrics';
+import type { Registry } from 'prom-client';
 
 export class Flanneld {
   private readonly stopper = new AbortController();
@@ -33,6 +42,7 @@ export class Flanneld {
   private mtu = 0;
   private ready = false;
   private notReady = 'starting';
+  private metricsRegistry: Registry | undefined;
 
   constructor(
     private readonly opts: FlanneldOptions,
@@ -63,6 +73,12 @@ export class Flanneld {
       );
     }
 
+    const publicIp = parseIp4(this.ext.publicIp);
+    const previousSubnet = readSubnetFile(o.subnetFile, this.log);
+    const warm = takeRestartState(o.subnetFile, { publicIp, subnet: previousSubnet }, this.log);
+    if (warm) await this.warmStart(warm);
+
+    if (warm) await preloadEtcd3();
     this.registry = new EtcdRegistry({
       endpoints: o.etcdEndpoints,
       prefix: o.etcdPrefix,
@@ -73,66 +89,132 @@ export class Flanneld {
     });
     this.sm = new SubnetManager({
       registry: this.registry,
-      publicIp: parseIp4(this.ext.publicIp),
-      previousSubnet: readSubnetFile(o.subnetFile, this.log),
+      publicIp,
+      previousSubnet,
       renewMarginMinutes: o.subnetLeaseRenewMargin,
       log: this.log,
     });
 
-    this.notReady = 'waiting for the network config in etcd';
+    this.notReady = warm ? 'confirming the lease with etcd (forwarding on the leases known at the last stop)' : 'waiting for the network config in etcd';
     this.config = await this.sm.waitForConfig(this.stopper.signal);
-    this.backend = createBackend(this.config.backendType, {
+    if (this.backend && warm) {
+      const diff = describeConfigDifference(warm.config, this.config);
+      if (diff !== undefined) {
+        // Applied at start, as flannel does: the quick path's data plane goes, a cold start follows.
+        this.log.warn(`The network config changed while flanneld was stopped (${diff}): starting over with the new one`);
+        await this.backend.stop();
+        this.backend = undefined;
+        this.table = undefined;
+      }
+    }
+    const warmBackend = this.backend !== undefined;
+    this.backend ??= createBackend(this.config.backendType, {
       ext: this.ext,
       log: this.log,
       offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
     });
-    const backendData = await this.backend.prepare(this.config);
     const backend = this.backend;
+    const backendData = await backend.prepare(this.config);
     this.sm.useBackend(backend.type, backendData, (l) => backend.accepts(l));
 
     this.notReady = 'acquiring a subnet lease';
     this.lease = await this.sm.acquireLease(this.config, this.stopper.signal);
     this.log.info(`Acquired lease ${this.lease.subnet} (public IP ${formatIp4(this.lease.publicIp)}, backend ${backend.type})`);
 
-    this.table = new LeaseTable(this.config.port);
-    this.table.setLocalSubnet(this.lease.subnet);
-    this.mtu = await backend.start(this.lease, this.config, this.table);
+    if (warmBackend && this.table && !this.table.localSubnet?.equals(this.lease.subnet)) {
+      this.log.warn(`The lease is ${this.lease.subnet}, not ${this.table.localSubnet} as at the last stop: moving flannel0`);
+      this.table.setLocalSubnet(this.lease.subnet);
+      await backend.relocate(this.lease);
+    }
+    if (!warmBackend) {
+      this.table = new LeaseTable(this.config.port);
+      this.table.setLocalSubnet(this.lease.subnet);
+      this.mtu = await backend.start(this.lease, this.config, this.table);
+    }
+    const table = this.table!;
 
     this.sm.on('change', (diff) => this.leasesChanged(diff));
     this.sm.on('lease', (lease) => void this.leaseMoved(lease));
     this.sm.on('etcd', (up) => (up ? this.log.info('etcd is reachable again') : this.log.warn('etcd is unreachable; forwarding continues with the last known leases')));
-    this.sm.startWatch(this.table);
+    // The first list replaces the saved leases of a quick restart (the differences are logged).
+    this.sm.startWatch(table);
 
     await this.startIptables();
     await this.writeSubnetEnv();
     this.ready = true;
     this.notReady = '';
     this.log.info('flanneld is ready');
+    // Metrics were kept off the start-up path; from now on they are collected (event-loop delay included).
+    if (o.healthzPort > 0) setImmediate(() => this.metrics());
   }
 
+  /**
+   * The quick path of a planned restart: flannel0 and the UDP socket with the
+   * subnet, config and peers saved at the last clean stop, forwarding before
+   * etcd is even contacted. Only for the udp backend (the kernel backends'
+   * forwarding never stopped). On any failure the start goes on cold.
+   */
+  private async warmStart(w: RestartState): Promise<void> {
+    const o = this.opts;
+    if (w.config.backendType !== 'udp') return;
+    try {
+      const backend = createBackend(w.config.backendType, {
+        ext: this.ext!,
+        log: this.log,
+        offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
+      });
+      await backend.prepare(w.config);
+      const table = new LeaseTable(w.config.port);
+      table.setLocalSubnet(w.subnet);
+      table.reset(w.peers.filter((l) => backend.accepts(l)));
+      this.mtu = await backend.start({ subnet: w.subnet, publicIp: parseIp4(this.ext!.publicIp), backendType: backend.type }, w.config, table);
+      this.backend = backend;
+      this.table = table;
+      this.lease = { subnet: w.subnet, publicIp: parseIp4(this.ext!.publicIp), backendType: backend.type };
+      this.log.info(`Quick restart: forwarding on the ${table.size} leases known at the last stop (${Math.round((Date.now() - w.savedAt) / 1000)} s ago) while etcd confirms them`);
+    } catch (e) {
+      this.log.warn({ err: e }, `Quick restart not possible (${(e as Error).message}); starting cold`);
+      await this.backend?.stop().catch(() => undefined);
+      this.backend = undefined;
+      this.table = undefined;
+      this.lease = undefined;
+    }
+  }
+
+  /**
+   * /healthz, /readyz and /metrics. prom-client is loaded on the first
+   * scrape or once the daemon is ready, whichever comes first: not on the
+   * path that brings forwarding up.
+   */
   private async startHealth(): Promise<void> {
     const o = this.opts;
-    const registry = createMetrics({
-      counters: () => this.backend?.counters,
-      table: () => this.table,
-      batchSizes: () => this.backend?.batchSizes,
-      offloads: () => this.backend?.offloadsEnabled,
-      control: () => ({
-        etcdUp: this.sm?.etcdUp ?? false,
-        leaseRenewals: this.sm?.stats.renewals ?? 0,
-        leaseRenewFailures: this.sm?.stats.renewFailures ?? 0,
-        watchResyncs: this.sm?.stats.resyncs ?? 0,
-      }),
-    });
     this.health = await startHealthServer({
       host: o.healthzIp,
       port: o.healthzPort,
       ready: () => this.ready,
       notReadyReason: () => (this.ready ? undefined : this.notReady),
-      metrics: () => registry.metrics(),
-      metricsContentType: registry.contentType,
+      metrics: () => this.metrics().metrics(),
     });
     this.log.info(`Serving /healthz, /readyz and /metrics on ${o.healthzIp}:${this.health.port}`);
+  }
+
+  private metrics(): Registry {
+    if (!this.metricsRegistry) {
+      const { createMetrics } = require('./metrics') as typeof import('./metrics');
+      this.metricsRegistry = createMetrics({
+        counters: () => this.backend?.counters,
+        table: () => this.table,
+        batchSizes: () => this.backend?.batchSizes,
+        offloads: () => this.backend?.offloadsEnabled,
+        control: () => ({
+          etcdUp: this.sm?.etcdUp ?? false,
+          leaseRenewals: this.sm?.stats.renewals ?? 0,
+          leaseRenewFailures: this.sm?.stats.renewFailures ?? 0,
+          watchResyncs: this.sm?.stats.resyncs ?? 0,
+        }),
+      });
+    }
+    return this.metricsRegistry;
   }
 
   /**
@@ -230,6 +312,9 @@ export class Flanneld {
    * etcd (flannel does). Removes the masquerade rules; the FORWARD rules stay.
    */
   async stop(): Promise<void> {
+    if (this.ready && this.backend?.type === 'udp' && this.lease && this.table && this.sm?.configText) {
+      saveRestartState(this.opts.subnetFile, { publicIp: this.lease.publicIp, subnet: this.lease.subnet, configText: this.sm.configText, peers: this.table.peers() }, this.log);
+    }
     this.ready = false;
     this.stopper.abort();
     if (this.iptables) {

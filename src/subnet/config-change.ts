@@ -22,6 +22,11 @@ export function describeConfigChange(running: NetworkConfig, text: string | unde
   } catch (e) {
     return `it is now invalid (${errorMessage(e)})`;
   }
+  return describeConfigDifference(running, now);
+}
+
+/** undefined when `a` and `b` are the same network config; else what differs, field by field (a → b). */
+export function describeConfigDifference(running: NetworkConfig, now: NetworkConfig): string | undefined {
   const changes: string[] = [];
   const cmp = (field: string, a: string | number, b: string | number) => {
     if (a !== b) changes.push(`${field} ${a} → ${b}`);

@@ -14,7 +14,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
+import { createRequire } from 'node:module';
+// Types only: etcd3 (with gRPC and protobufjs) is loaded when the first
+// registry is made, see loadEtcd3.
+import type { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
 import { LRUCache } from 'lru-cache';
 import { Ip4Net } from '../routes/ip4';
 import { Lease } from '../routes/lease-table';
@@ -169,7 +172,7 @@ export class EtcdRegistry implements SubnetRegistry {
     const credentials = loadTls(opts.tls);
     if (credentials) options.credentials = credentials;
     if (opts.username) options.auth = { username: opts.username, password: opts.password ?? '' };
-    this.client = new Etcd3(options);
+    this.client = new (loadEtcd3().Etcd3)(options);
   }
 
   async getConfig(): Promise<string | undefined> {
@@ -526,6 +529,38 @@ export function describeEtcdFailure(
     );
   }
   return `${cause}; check that etcd is running and reachable at ${ctx.endpoints} (--etcd-endpoints, TLS files)`;
+}
+
+let etcd3: typeof import('etcd3') | undefined;
+
+/**
+ * The etcd3 client library. It is the biggest part of flanneld's start-up
+ * (gRPC, protobufjs and etcd's .proto files: ~150 ms of CPU), so nothing
+ * loads it until a registry is made; a warm restart brings the data plane
+ * up first (see preloadEtcd3).
+ */
+function loadEtcd3(): typeof import('etcd3') {
+  etcd3 ??= require('etcd3') as typeof import('etcd3');
+  return etcd3;
+}
+
+/**
+ * Loads etcd3 in a few pieces, yielding to the event loop between them, so a
+ * data plane already forwarding is held up by one piece (tens of ms) at a
+ * time rather than by the whole library at once.
+ */
+export async function preloadEtcd3(): Promise<void> {
+  if (etcd3) return;
+  const fromEtcd3 = createRequire(require.resolve('etcd3'));
+  for (const dep of ['@grpc/grpc-js', 'protobufjs', '@grpc/proto-loader', 'cockatiel']) {
+    try {
+      fromEtcd3(dep);
+    } catch {
+      // A layout where etcd3 cannot resolve it this way: it loads with etcd3 below.
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  loadEtcd3();
 }
 
 function loadTls(tls: RegistryOptions['tls']): IOptions['credentials'] | undefined {

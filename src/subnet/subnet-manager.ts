@@ -95,6 +95,7 @@ export class SubnetManager extends EventEmitter {
   private readonly stopper = new AbortController();
   private own: RegistryLease | undefined;
   private cfg: NetworkConfig | undefined;
+  private cfgText: string | undefined;
   private up = false;
   private table: LeaseTable | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -155,6 +156,11 @@ export class SubnetManager extends EventEmitter {
     return this.cfg;
   }
 
+  /** The config's JSON text as waitForConfig read it. */
+  get configText(): string | undefined {
+    return this.cfgText;
+  }
+
   /** Whether the last etcd request succeeded. False until the first one does. */
   get etcdUp(): boolean {
     return this.up;
@@ -190,6 +196,7 @@ export class SubnetManager extends EventEmitter {
           );
           this.lastLogged.delete('config');
           this.cfg = config;
+          this.cfgText = text;
           return config;
         }
       } catch (e) {

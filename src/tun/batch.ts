@@ -63,6 +63,8 @@ export const READ_INFO_SUPER = 2;
 export const READ_INFO_SEGMENTS = 3;
 /** Reads dropped by the addon: a malformed or unexpected GSO packet, or one too big for the batch. */
 export const READ_INFO_DROPPED = 4;
+/** 1 when a super-packet did not fit behind what the batch held and was kept for the next read (split first then). */
+export const READ_INFO_STASHED = 5;
 
 export class PacketBatch {
   readonly data: Buffer;
@@ -70,7 +72,7 @@ export class PacketBatch {
   /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive or a TSO read. */
   count = 0;
   /** What the last TunDevice.read did: READ_INFO_* words. */
-  readonly readInfo = new Int32Array(5);
+  readonly readInfo = new Int32Array(6);
 
   /**
    * @param slots buffers of `slotSize` bytes in `data`

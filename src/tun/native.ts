@@ -70,7 +70,7 @@ export interface FlannelTunNative {
    *  exceed max), and D_PORT of a super-packet's first row is its number of
    *  segments k >= 2 (the next k - 1 rows are the others), 0 elsewhere.
    *  Reading stops early when data or desc lacks room for another full read.
-   *  info (Int32Array >= 5, optional) receives READ_INFO_* (batch.ts). */
+   *  info (Int32Array >= 6, optional) receives READ_INFO_* (batch.ts). */
   tunRead(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number, info?: Int32Array): number;
   /** Writes each of rows 0..count-1 with D_LEN > 0, in order. Returns how
    *  many packets (rows) were written; refused packets are skipped (the

@@ -87,11 +87,14 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
       };
       console.log(
         `planned restart ${round + 1}: largest gap between ping replies ${gap} ms (${times.length} replies); after SIGTERM (ms): exited ${stoppedMs}, ` +
-          `first log line ${at(/^Using interface/)}, etcd answered ${at(/^etcd is reachable/)}, lease ${at(/^Acquired lease/)}, ` +
-          `flannel0 up ${at(/ is up: /)}, peers known ${at(/^Subnet added/)}, ready ${at(/is ready/)}`,
+          `first log line ${at(/^Using interface/)}, forwarding ${at(/^Quick restart: forwarding/)}, etcd answered ${at(/^etcd is reachable/)}, ` +
+          `lease confirmed ${at(/^Acquired lease/)}, ready ${at(/is ready/)}`,
       );
       assert.equal(h.subnetEnv().subnet, subnet, 'same subnet after the restart');
       assert.ok(times.length > 100, `ping kept answering (${times.length} replies)`);
+      // The quick path: forwarding on the leases saved at the stop, then confirmed by etcd; the file is used once.
+      assert.match(h.daemon!.log().slice(from), /Quick restart: forwarding on the 1 leases known at the last stop/);
+      assert.ok(!fs.existsSync(`${h.subnetFile}.peers.json`), 'the saved leases are consumed by the start');
     }
     const median = [...gaps].sort((x, y) => x - y)[1];
     assert.ok(median < 1000, `median largest gap between replies ${median} ms (${gaps.join(', ')}), want < 1000`);
@@ -229,7 +232,11 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     const starts = hosts.map((h) => fs.statSync(h.daemon!.logFile).size);
     hosts.forEach(start);
     await Promise.all(hosts.map((h, i) => h.daemon!.waitForLog(/flanneld is ready/, 15_000, starts[i])));
-    for (const h of hosts) assert.match(h.exec(['ss', '-uln']), /:8286\b/);
+    for (const [i, h] of hosts.entries()) {
+      assert.match(h.exec(['ss', '-uln']), /:8286\b/);
+      // The quick restart's saved config (port 8285) gave way to etcd's.
+      assert.match(h.daemon!.log().slice(starts[i]), /The network config changed while flanneld was stopped \(Backend\.Port 8285 → 8286\): starting over/);
+    }
     await waitFor('pods reach each other over port 8286', () => pods[0].ping(pods[1].ip, 1, 0.2, 1).received === 1, 10_000, 100);
     assert.equal(pods[0].ping(pods[2].ip, 2, 0.1).received, 2);
   });

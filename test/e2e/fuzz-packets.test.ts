@@ -166,7 +166,10 @@ describe('packet fuzzer against a live daemon', () => {
     // The pod sees only forwarded cases (IP ID is the case number), after one more hop in A's kernel.
     const key = (x: Buffer) => `${x.readUInt16BE(4)} ${fmt4(x.readUInt32BE(12))} ${fmt4(x.readUInt32BE(16))} ${x[9]}`;
     const allowed = new Set(toForward.map((c) => key(c.bytes)));
-    const strays = atPod.filter((x) => x[0] >>> 4 === 4 && !allowed.has(key(x)) && x.readUInt32BE(12) !== ip4(`${A_SUBNET.split('/')[0].replace(/\.0$/, '.1')}`));
+    // Host A's own kernel answers some cases (e.g. an echo request to its flannel0 address) from
+    // its own addresses: those replies are A's, not forwarded by the daemon.
+    const hostA = new Set([ip4('198.19.10.0'), ip4('198.19.10.1')]);
+    const strays = atPod.filter((x) => x[0] >>> 4 === 4 && !allowed.has(key(x)) && !hostA.has(x.readUInt32BE(12)));
     assert.deepEqual(strays.map((x) => x.subarray(0, 20).toString('hex')), [], 'the pod saw nothing the daemon should have dropped');
     assert.ok(atPod.some((x) => allowed.has(key(x))), 'forwarded cases did reach the pod');
     // Receiving sends nothing: no datagram left A's UDP port (kernel replies are dropped for the test).

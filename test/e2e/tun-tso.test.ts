@@ -77,10 +77,23 @@ describe('TUN TSO (super-packets read and split) in a network namespace', { skip
     assert.equal(s.lengthMismatch, 0, 'IP total length = row length');
     assert.equal(s.notIpv4, 0);
     assert.equal(s.dropped, 0);
+    assert.equal(s.stashed, 0, 'with 1024 rows and 64 KiB reads, every super-packet fits where it is read');
     assert.deepEqual(s.finRows, [MIB8], 'FIN only on the segment that ends the stream');
     assert.ok(s.markedRuns > 0 && s.markedRunsBroken === 0, `D_PORT marks runs of contiguous segments (${s.markedRuns}, max ${s.maxMarked})`);
     assert.ok(s.markedRuns <= s.superPackets, 'one mark per super-packet at most');
     console.log(`TSO: ${s.superPackets} super-packets -> ${s.segments} segments; ${s.rows} rows, ${s.retransmittedBytes} bytes retransmitted`);
+  });
+
+  it('MTU 576: super-packets of over 64 segments, some carried over to the next read (the stash), still exact', async () => {
+    const r = await fixture('smallmtu', String(4 * 1024 * 1024));
+    const s = r.stats;
+    assert.ok(r.exact && r.finSeen, 'every byte, in place, and the FIN');
+    assert.ok(s.maxRowLen <= 576, `every row within the MTU (max ${s.maxRowLen})`);
+    assert.ok(s.maxSegments > 64, `super-packets of more than 64 segments (max ${s.maxSegments})`);
+    assert.ok(s.stashed > 0, 'some were kept for the next read');
+    assert.equal(s.badIpChecksum + s.badTcpChecksum + s.lengthMismatch + s.dropped + s.markedRunsBroken, 0);
+    assert.deepEqual(s.finRows, [4 * 1024 * 1024]);
+    console.log(`TSO at MTU 576: ${s.superPackets} super-packets, up to ${s.maxSegments} segments, up to ${s.maxRowsPerRead} rows per read, ${s.stashed} kept for the next read`);
   });
 
   it('without TSO the same stream arrives as plain packets (no super-packets)', async () => {

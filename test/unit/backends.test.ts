@@ -170,6 +170,12 @@ describe('vxlan: batch lines per lease change', () => {
     });
   });
 
+  test('a MAC another peer still uses keeps its fdb entry (a node that moved to a new subnet)', () => {
+    const o = empty();
+    vxlanLines('flannel.1', S, A, undefined, o, (mac) => mac === A.mac);
+    assert.deepEqual(text(o), { bridge: [], ip: ['neigh del 198.19.7.0 dev flannel.1', 'route del 198.19.7.0/24 dev flannel.1'] });
+  });
+
   test('DirectRouting: a plain route via the public IP, tunnel entries removed when switching', () => {
     const o = empty();
     vxlanLines('flannel.1', S, A, { kind: 'direct', publicIp: '198.18.0.7' }, o);

@@ -48,8 +48,8 @@ class HostGwPeers extends KernelPeers<PeerState> {
   }
 
   /** On-link prefixes at most 10 s old; fresh ones when a peer looks off-link (the interface may have a new address). */
-  protected override async beforeFlush(peers: Peer[]): Promise<void> {
-    if (Date.now() - this.prefixesAt > 10_000 || peers.some((p) => !this.onLink(p.publicIp))) {
+  protected override async beforeFlush(batch: ReadonlyMap<string, Peer | null>): Promise<void> {
+    if (Date.now() - this.prefixesAt > 10_000 || [...batch.values()].some((p) => p !== null && !this.onLink(p.publicIp))) {
       this.prefixes = await onLinkPrefixes();
       this.prefixesAt = Date.now();
     }

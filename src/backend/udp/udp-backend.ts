@@ -18,7 +18,14 @@ import { TxThread } from './tx-thread';
 export const UDP_OVERHEAD = 28;
 const TUN_NAME = 'flannel0';
 /** Large socket buffers: a burst of batches is not dropped by the kernel. */
-const SOCKET_BUFFER = Number(process.env.FTS_TMP_BUF ?? 4 * 1024 * 1024); // TMP
+const SOCKET_BUFFER = 4 * 1024 * 1024;
+/**
+ * The receive buffer: with UDP GRO every queued skb is a ~64 KiB super-packet
+ * whose true size counts against it. 4 MiB overflowed under 4 TCP streams
+ * (~8000 retransmits in 8 s, bench/offloads.ts --streams 4); 16 MiB: none.
+ * Memory is only taken while datagrams wait.
+ */
+const RECEIVE_BUFFER = 16 * 1024 * 1024;
 
 export class UdpBackend implements Backend {
   readonly type = 'udp';
@@ -54,17 +61,19 @@ export class UdpBackend implements Backend {
     let udp: UdpSocket;
     try {
       configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
-      udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: SOCKET_BUFFER, sndbuf: SOCKET_BUFFER, gso: want.udpGso, gro: want.udpGro });
+      udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: RECEIVE_BUFFER, sndbuf: SOCKET_BUFFER, gso: want.udpGso, gro: want.udpGro });
     } catch (e) {
       tun.close();
       throw e;
     }
     this.tun = tun;
     this.udp = udp;
-    // FLANNEL_TS_TX_WORKER=1 (experimental, off by default: see README
-    // "Numbers"): flannel0 -> peers on a worker thread with its own source port.
+    // FLANNEL_TS_TX_WORKER=1 (experimental, off by default): flannel0 ->
+    // peers on a worker thread with its own source port (tx-worker.ts). On the
+    // 2-vCPU lab it measured no faster than one thread (bench/offloads.ts,
+    // config tx-worker), so one thread stays the default.
     const txWorker = process.env.FLANNEL_TS_TX_WORKER === '1';
-    const dp = new DataPlane(tun, udp, table, { directions: txWorker ? 'rx' : 'both', tsoReads: Number(process.env.FTS_TMP_READS ?? 16) }); // TMP
+    const dp = new DataPlane(tun, udp, table, { directions: txWorker ? 'rx' : 'both' });
     this.dataPlane = dp;
     dp.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
     dp.start();

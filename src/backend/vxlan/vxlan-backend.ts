@@ -47,9 +47,17 @@ type PeerState = VxlanPeerState;
  * (either undefined: the peer is new, or gone). fdb entries are keyed by MAC,
  * so a new MAC needs the old entry deleted; the same MAC is simply replaced.
  */
-export function vxlanLines(dev: string, subnet: string, old: VxlanPeerState | undefined, next: VxlanPeerState | undefined, out: FlushLines): void {
+export function vxlanLines(
+  dev: string,
+  subnet: string,
+  old: VxlanPeerState | undefined,
+  next: VxlanPeerState | undefined,
+  out: FlushLines,
+  /** Whether a peer outside this flush still uses the MAC (its fdb entry must stay). */
+  macKept: (mac: string) => boolean = () => false,
+): void {
   if (old?.kind === 'vxlan') {
-    if (next?.kind !== 'vxlan' || next.mac !== old.mac) {
+    if ((next?.kind !== 'vxlan' || next.mac !== old.mac) && !macKept(old.mac)) {
       out.bridgeDel.push({ line: `fdb del ${old.mac} dev ${dev} dst ${old.publicIp} self`, subnet, del: true });
     }
     if (next?.kind !== 'vxlan') out.ipDel.push({ line: `neigh del ${old.gw} dev ${dev}`, subnet, del: true });
@@ -99,6 +107,7 @@ export function vxlanIncompatibility(link: LinkInfo, want: { vni: number; local:
 }
 
 class VxlanPeers extends KernelPeers<PeerState> {
+  private readonly macsKept = new Set<string>();
   private prefixes: OnLinkPrefix[] = [];
   private prefixesAt = 0;
 
@@ -122,7 +131,13 @@ class VxlanPeers extends KernelPeers<PeerState> {
     this.restartShells();
   }
 
-  protected override async beforeFlush(_peers: Peer[]): Promise<void> {
+  protected override async beforeFlush(batch: ReadonlyMap<string, Peer | null>): Promise<void> {
+    // A MAC may move from one subnet to another (a node that took a new
+    // lease): its fdb entry stays while a peer outside this flush uses it.
+    this.macsKept.clear();
+    for (const [subnet, st] of this.programmed) {
+      if (st.kind === 'vxlan' && !batch.has(subnet)) this.macsKept.add(st.mac);
+    }
     // DirectRouting asks "is this peer on a directly connected link?", as
     // flannel's ip.DirectRouting does with a route lookup; one dump per 10 s
     // answers it for every peer of the flush.
@@ -148,7 +163,7 @@ class VxlanPeers extends KernelPeers<PeerState> {
   }
 
   protected lines(subnet: string, old: PeerState | undefined, next: PeerState | undefined, out: FlushLines): void {
-    vxlanLines(this.dev, subnet, old, next, out);
+    vxlanLines(this.dev, subnet, old, next, out, (mac) => this.macsKept.has(mac));
   }
 
   protected async reconcile(keep: ReadonlyMap<string, PeerState>): Promise<void> {

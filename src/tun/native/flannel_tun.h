@@ -75,7 +75,8 @@ typedef struct {
 #define TUN_INFO_SUPER 2    // super-packets split
 #define TUN_INFO_SEGMENTS 3 // rows those made
 #define TUN_INFO_DROPPED 4  // reads dropped: malformed GSO, or too big for the batch
-#define TUN_INFO_WORDS 5
+#define TUN_INFO_STASHED 5  // 1 when a read did not fit and was kept for the next call
+#define TUN_INFO_WORDS 6
 
 typedef struct poll_s poll_s;
 

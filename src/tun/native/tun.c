@@ -169,9 +169,9 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
 // per segment (so count may exceed max; D_PORT of a super-packet's first row
 // is its number of segments), and reading stops early when data or desc has
 // no room left for another full read.
-// info (optional Int32Array of >= 5): [packets read from the kernel, 1 if the
+// info (optional Int32Array of >= 6): [packets read from the kernel, 1 if the
 // queue was drained (EAGAIN), super-packets split, rows they made, reads
-// dropped (malformed GSO)].
+// dropped (malformed GSO), 1 if a read was kept for the next call].
 // An error after some packets were read returns those packets; a persistent
 // error is thrown by the next call.
 napi_value tun_read(napi_env env, napi_callback_info info) {

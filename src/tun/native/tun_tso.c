@@ -201,6 +201,7 @@ int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_
   }
 
   while (reads < max) {
+    if (cur >= b->data_len) break; // (the cursor is rounded up to 8: it may pass the end)
     size_t room = b->data_len - cur;
     if (room < slot || row >= b->rows) break;
     if (row > 0 && (room < slot + TSO_RESERVE_SEGS * TSO_MAX_HLEN || b->rows - row < TSO_RESERVE_SEGS)) break;
@@ -229,6 +230,7 @@ int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_
         memcpy(st->stash, b->data + cur, (size_t)r);
         st->stash_len = (size_t)r;
         st->stash_fd = fd;
+        if (info) info[TUN_INFO_STASHED] = 1;
       } else if (info) {
         info[TUN_INFO_DROPPED]++;
       }
