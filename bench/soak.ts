@@ -14,7 +14,10 @@
 // Every 5 s each daemon's /metrics is read: RSS, V8 heap used, event-loop
 // delay p99 (flanneld_event_loop_delay_p99_seconds, since start), drops.
 // "start" is the median of the samples between 30 and 60 s (after warm-up),
-// "end" the median of the last 30 s.
+// "end" the median of the last 30 s. Heap used is a sawtooth between major
+// GCs, so its floor (the lowest sample) in the first and the last quarter is
+// reported too: retained memory shows there. And the RSS drift over the
+// second half, which says whether a rise is still going on or levelling off.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -53,6 +56,8 @@ interface Sample {
   t: number;
   rss: number;
   heap: number;
+  heapTotal: number;
+  external: number;
   loopP99: number;
   loopMax: number;
   leases: number;
@@ -83,6 +88,8 @@ function sample(h: Host, t0: number): Sample {
     t: (Date.now() - t0) / 1000,
     rss: m.get('flanneld_process_resident_memory_bytes') ?? NaN,
     heap: m.get('flanneld_nodejs_heap_size_used_bytes') ?? NaN,
+    heapTotal: m.get('flanneld_nodejs_heap_size_total_bytes') ?? NaN,
+    external: m.get('flanneld_nodejs_external_memory_bytes') ?? NaN,
     loopP99: m.get('flanneld_event_loop_delay_p99_seconds') ?? NaN,
     loopMax: m.get('flanneld_event_loop_delay_max_seconds') ?? NaN,
     leases: m.get('flannel_leases') ?? NaN,
@@ -197,6 +204,10 @@ export async function main(argv: string[]): Promise<void> {
       const rssEnd = median(last.map((x) => x.rss));
       const heapStart = median(base.map((x) => x.heap));
       const heapEnd = median(last.map((x) => x.heap));
+      const T = s[s.length - 1].t;
+      const quarter = (from: number, to: number) => s.filter((x) => x.t >= from && x.t <= to);
+      const floor = (xs: Sample[]) => Math.min(...xs.map((x) => x.heap));
+      const mid = median(quarter(T / 2 - 30, T / 2).map((x) => x.rss));
       return {
         host: h.name,
         running: h.daemon!.running,
@@ -206,6 +217,11 @@ export async function main(argv: string[]): Promise<void> {
         heapStartMiB: Number(mib(heapStart)),
         heapEndMiB: Number(mib(heapEnd)),
         heapChangePct: Number((((heapEnd - heapStart) / heapStart) * 100).toFixed(1)),
+        heapFloorFirstQuarterMiB: Number(mib(floor(quarter(30, Math.max(60, T / 4))))),
+        heapFloorLastQuarterMiB: Number(mib(floor(quarter((3 * T) / 4, T)))),
+        rssSecondHalfChangePct: Number((((rssEnd - mid) / mid) * 100).toFixed(1)),
+        heapTotalEndMiB: Number(mib(end.heapTotal)),
+        externalEndMiB: Number(mib(end.external)),
         loopP99Ms: Number((end.loopP99 * 1000).toFixed(2)),
         loopMaxMs: Number((end.loopMax * 1000).toFixed(1)),
         drops: end.drops,
@@ -253,7 +269,12 @@ export async function main(argv: string[]): Promise<void> {
         `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${r.rssChangePct >= 0 ? '+' : ''}${r.rssChangePct} %) | ${r.heapStartMiB} → ${r.heapEndMiB} (${r.heapChangePct >= 0 ? '+' : ''}${r.heapChangePct} %) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
       );
     }
-    console.log(`\nkernel drops (flannel0 queue / UDP receive buffer / UDP send buffer): ${kernelDrops.map((k, i) => `${hosts[i].name} ${k.flannel0Queue}/${k.udpRcvbuf}/${k.udpSndbuf}`).join(', ')}`);
+    console.log(
+      `\nheap used floor (first quarter → last quarter): ${rows.map((r) => `${r.host} ${r.heapFloorFirstQuarterMiB} → ${r.heapFloorLastQuarterMiB} MiB`).join(', ')}; ` +
+        `RSS change over the second half: ${rows.map((r) => `${r.rssSecondHalfChangePct >= 0 ? '+' : ''}${r.rssSecondHalfChangePct} %`).join(' / ')}; ` +
+        `at the end V8 heap total ${rows.map((r) => r.heapTotalEndMiB).join('/')} MiB, external ${rows.map((r) => r.externalEndMiB).join('/')} MiB`,
+    );
+    console.log(`kernel drops (flannel0 queue / UDP receive buffer / UDP send buffer): ${kernelDrops.map((k, i) => `${hosts[i].name} ${k.flannel0Queue}/${k.udpRcvbuf}/${k.udpSndbuf}`).join(', ')}`);
     console.log(`leases added ${added}, removed ${removed}; injected ${injected} datagrams from a non-peer, counted as unknown_source ${injectedCounted}`);
     console.log(`ping loss ${pingLoss.join(' / ')} %; iperf3 ${iperf.map((x) => ('rate' in x ? `${x.transferred} at ${x.rate}, ${x.retransmits} retransmits` : 'failed')).join('; ')}`);
     console.log(`memory flat within 5 %: ${result.verdict.memoryFlat ? 'yes' : 'NO'}; drops only the injected ones: ${result.verdict.onlyInjectedDrops ? 'yes' : `NO (${otherDrops.join(', ')})`}`);

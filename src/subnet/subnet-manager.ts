@@ -278,7 +278,6 @@ export class SubnetManager extends EventEmitter {
     const text = await this.registry.getConfig();
     this.setUp(true);
     const change = this.cfg ? describeConfigChange(this.cfg, text) : undefined;
-    this.configDrift = undefined;
     this.observeConfig(text, true);
     return change;
   }

@@ -30,11 +30,12 @@ export const TUN_TXQUEUELEN = 2000;
 /*
  * flannel0's gso_max_size stays at the kernel's default (64 KiB) with TSO on.
  * Capping it at 62 000 (so a split super-packet fits one 65 507-byte
- * UDP_SEGMENT send) was measured and is a loss: since Linux 6.x the kernel
- * also checks gso_max_size for FORWARDED packets and software-segments every
- * pod's 64 KiB TSO burst before it reaches flannel0 (1.2 vs 4.1 Gbit/s, one
- * stream between pods; bench/offloads.ts, config gso-cap). A 64 KiB burst
- * simply leaves in two UDP sends instead of one.
+ * UDP_SEGMENT send) was measured and is a loss on Linux 6.18: the pods'
+ * 64 KiB TSO bursts are FORWARDED to flannel0, and over the cap the kernel
+ * segments them in software first (flannel0 then sees ~1.5 KB per skb
+ * instead of ~64 KB: 2.8 vs 6.0 Gbit/s, one stream between pods;
+ * bench/offloads.ts, config gso-cap). A 64 KiB burst simply leaves in two
+ * UDP sends instead of one.
  */
 
 export function configureTun(c: TunConfig): void {
