@@ -8,36 +8,13 @@
 // `ip netns exec`. Addresses: 198.19.30.0/24 - 198.19.40.0/24 inside the
 // namespace. Needs root; skipped otherwise.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { TunFixtureNamespace } from './tun-fixture-ns';
 
 const isRoot = process.getuid?.() === 0;
-const NS = `ftun-${process.pid}-gro`;
-const FIXTURES = path.join(__dirname, 'fixtures');
-const children: ChildProcess[] = [];
-let nsCreated = false;
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error}`);
-}
-
-/** Runs `tun-gro.js <mode>` in the namespace and returns its JSON report. */
-async function fixture(mode: string, ...args: string[]): Promise<Record<string, any>> {
-  const child = spawn('ip', ['netns', 'exec', NS, process.execPath, path.join(FIXTURES, 'tun-gro.js'), mode, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, FTUN_NETNS: NS }, // fixtures refuse to run outside it (tun-guard.ts)
-  });
-  children.push(child);
-  const lines: string[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
-  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-  assert.equal(code, 0, `tun-gro.js ${mode} failed`);
-  assert.ok(lines.length > 0, `tun-gro.js ${mode} printed nothing`);
-  return JSON.parse(lines[lines.length - 1]);
-}
+const lab = new TunFixtureNamespace('gro', 'tun-gro');
+const fixture = (mode: string, ...args: string[]) => lab.fixture(mode, ...args);
 
 const exact = (v: { count: number; expected: number; mismatched: number[]; badChecksums: number }, what: string) => {
   assert.equal(v.count, v.expected, `${what}: segments back`);
@@ -46,24 +23,8 @@ const exact = (v: { count: number; expected: number; mismatched: number[]; badCh
 };
 
 describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'needs root (network namespaces, TUN)' }, () => {
-  before(() => {
-    run('ip', ['netns', 'add', NS]);
-    nsCreated = true;
-    run('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
-  });
-
-  after(async () => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) {
-        try {
-          process.kill(c.pid!, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    }
-    if (nsCreated) spawnSync('ip', ['netns', 'del', NS]);
-  });
+  before(() => lab.create());
+  after(() => lab.destroy());
 
   it('forwarding: one GSO write per run, cut back into exactly the original segments', async () => {
     const r = await fixture('forward');

@@ -9,58 +9,19 @@
 // `ip netns exec`. Addresses: 198.19.50.0/24 and 198.19.51.0/24 inside the
 // namespace. Needs root; skipped otherwise.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { TunFixtureNamespace } from './tun-fixture-ns';
 
 const isRoot = process.getuid?.() === 0;
-const NS = `ftun-${process.pid}-tso`;
-const FIXTURES = path.join(__dirname, 'fixtures');
-const children: ChildProcess[] = [];
-let nsCreated = false;
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error}`);
-}
-
-/** Runs `tun-tso.js <mode>` in the namespace and returns its JSON report. */
-async function fixture(mode: string, ...args: string[]): Promise<Record<string, any>> {
-  const child = spawn('ip', ['netns', 'exec', NS, process.execPath, path.join(FIXTURES, 'tun-tso.js'), mode, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, FTUN_NETNS: NS }, // fixtures refuse to run outside it (tun-guard.ts)
-  });
-  children.push(child);
-  const lines: string[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
-  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-  assert.equal(code, 0, `tun-tso.js ${mode} failed`);
-  assert.ok(lines.length > 0, `tun-tso.js ${mode} printed nothing`);
-  return JSON.parse(lines[lines.length - 1]);
-}
+const lab = new TunFixtureNamespace('tso', 'tun-tso');
+const fixture = (mode: string, ...args: string[]) => lab.fixture(mode, ...args);
 
 const MIB8 = 8 * 1024 * 1024;
 
 describe('TUN TSO (super-packets read and split) in a network namespace', { skip: !isRoot && 'needs root (network namespaces, TUN)' }, () => {
-  before(() => {
-    run('ip', ['netns', 'add', NS]);
-    nsCreated = true;
-    run('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
-  });
-
-  after(() => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) {
-        try {
-          process.kill(c.pid!, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    }
-    if (nsCreated) spawnSync('ip', ['netns', 'del', NS]);
-  });
+  before(() => lab.create());
+  after(() => lab.destroy());
 
   it('a local TCP sender: super-packets come out as MTU-sized segments tiling the stream exactly', async () => {
     const r = await fixture('stream', String(MIB8));
