@@ -116,7 +116,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const etcd = new Etcd(lab);
     await etcd.start();
-    etcd.put(`${PREFIX}/config`, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: 'udp' } }));
+    // The hosts lease below 198.19.200.0; the churned fake leases live in 198.19.200-249, never on a host's key.
+    etcd.put(`${PREFIX}/config`, JSON.stringify({ Network: '198.19.0.0/16', SubnetMax: '198.19.199.0', Backend: { Type: 'udp' } }));
     const hosts = [1, 2, 3].map((i) => new Host(lab, `soak${i}`, `198.18.0.${i}`));
     for (const h of hosts) h.startFlanneld(etcd.endpoint, [`--healthz-ip=127.0.0.1`, `--healthz-port=${HEALTHZ}`]);
     const pods: Pod[] = [];
