@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(etcd-server etcd-client iperf3 iproute2 iptables openssl tcpdump
-      containernetworking-plugins iputils-ping procps kmod)
+      containernetworking-plugins iputils-ping procps kmod python3-minimal)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run, runAsync, sleep, tryRun, waitFor } from '../../src/util/sh';
-import { FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { DEFAULT_CONFIG, FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
 
 const HEALTHZ = 9111;
 
@@ -218,7 +218,7 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
 
   check('a config changed in etcd while running is a warning naming the field, applied at the next start', async () => {
     const froms = hosts.map((h) => fs.statSync(h.daemon!.logFile).size);
-    writeConfig(etcd, prefix, { Network: NETWORK, Backend: { Type: 'udp', Port: 8286 } });
+    writeConfig(etcd, prefix, { ...DEFAULT_CONFIG, Backend: { Type: 'udp', Port: 8286 } });
     await Promise.all(hosts.map((h, i) => h.daemon!.waitForLog(/network config in etcd changed: Backend\.Port 8285 → 8286/, 5000, froms[i])));
     await sleep(1500);
     for (const [i, h] of hosts.entries()) {

@@ -18,7 +18,13 @@ export function uniquePrefix(name: string): string {
   return `/flannel-ts-test/${process.pid}-${++prefixes}-${name}/network`;
 }
 
-export function writeConfig(etcd: Etcd, prefix: string, config: object | string = { Network: NETWORK, Backend: { Type: 'udp' } }): void {
+/**
+ * Hosts lease below 198.19.200.0 (SubnetMax), so the fake leases tests write
+ * in 198.19.200.0-198.19.255.0 can never overwrite a real host's random lease.
+ */
+export const DEFAULT_CONFIG = { Network: NETWORK, SubnetMax: '198.19.199.0', Backend: { Type: 'udp' } };
+
+export function writeConfig(etcd: Etcd, prefix: string, config: object | string = DEFAULT_CONFIG): void {
   etcd.put(`${prefix}/config`, typeof config === 'string' ? config : JSON.stringify(config));
 }
 
