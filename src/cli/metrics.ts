@@ -71,28 +71,21 @@ export function createMetrics(src: MetricsSources): Registry {
     set({ result: 'sent' }, c.icmpSent);
     set({ result: 'suppressed' }, c.icmpSuppressed);
   });
-  mirroredCounter(registry, 'flannel_peer_packets_total', 'Packets exchanged with each peer (by its subnet and public IP).', ['subnet', 'public_ip', 'direction'], (set) => {
+  // Counters.peer holds [txPackets, txBytes, rxPackets, rxBytes] per peer: one reader per unit.
+  const perPeer = (unit: 0 | 1) => (set: (labels: Record<string, string>, value: number) => void) => {
     const c = src.counters();
     const t = src.table();
     if (!c || !t) return;
     for (const p of t.peers()) {
       const s = c.peerSlot(p.index);
       const l = { subnet: p.subnet.toString(), public_ip: formatIp4(p.publicIp) };
-      set({ ...l, direction: 'tx' }, c.peer[s]);
-      set({ ...l, direction: 'rx' }, c.peer[s + 2]);
+      set({ ...l, direction: 'tx' }, c.peer[s + unit]);
+      set({ ...l, direction: 'rx' }, c.peer[s + 2 + unit]);
     }
-  });
-  mirroredCounter(registry, 'flannel_peer_bytes_total', 'Bytes exchanged with each peer (by its subnet and public IP).', ['subnet', 'public_ip', 'direction'], (set) => {
-    const c = src.counters();
-    const t = src.table();
-    if (!c || !t) return;
-    for (const p of t.peers()) {
-      const s = c.peerSlot(p.index);
-      const l = { subnet: p.subnet.toString(), public_ip: formatIp4(p.publicIp) };
-      set({ ...l, direction: 'tx' }, c.peer[s + 1]);
-      set({ ...l, direction: 'rx' }, c.peer[s + 3]);
-    }
-  });
+  };
+  const peerLabels = ['subnet', 'public_ip', 'direction'];
+  mirroredCounter(registry, 'flannel_peer_packets_total', 'Packets exchanged with each peer (by its subnet and public IP).', peerLabels, perPeer(0));
+  mirroredCounter(registry, 'flannel_peer_bytes_total', 'Bytes exchanged with each peer (by its subnet and public IP).', peerLabels, perPeer(1));
   new Gauge({
     name: 'flannel_leases',
     help: "Peers' leases in the lease table (this host's own lease excluded).",
