@@ -11,8 +11,10 @@
 // writes one) and the oldest of 20 removed, so every daemon keeps applying
 // watch events. Injected: every 5 s, 50 datagrams from a host without a lease
 // to host 1's UDP port (dropped as unknown_source, and counted here).
-// Every 5 s each daemon's /metrics is read: RSS, V8 heap used, event-loop
-// delay p99 (flanneld_event_loop_delay_p99_seconds, since start), drops.
+// Every 5 s each daemon's /metrics is read: RSS, V8 heap used and committed
+// per space, event-loop delay p99 (flanneld_event_loop_delay_p99_seconds,
+// since start), drops; and /proc/<pid>/status for RSS split into anonymous
+// memory (what a leak grows) and file-backed pages (node's own code).
 // "start" is the median of the samples between 30 and 60 s (after warm-up),
 // "end" the median of the last 30 s. Heap used is a sawtooth between major
 // GCs, so its floor (the lowest sample) in the first and the last quarter is
@@ -55,6 +57,9 @@ const PREFIX = '/coreos.com/network';
 interface Sample {
   t: number;
   rss: number;
+  /** RSS split as the kernel keeps it: anonymous (heap, malloc: what a leak grows) and file-backed (node's own code paged in as it runs). */
+  rssAnon: number;
+  rssFile: number;
   heap: number;
   heapTotal: number;
   external: number;
@@ -62,6 +67,8 @@ interface Sample {
   loopMax: number;
   leases: number;
   drops: Record<string, number>;
+  /** V8's committed size per heap space (new, old, code, ...), to tell which one grows. */
+  spaces: Record<string, number>;
   tx: number;
   rx: number;
 }
@@ -77,16 +84,35 @@ function metrics(h: Host): Map<string, number> {
   return m;
 }
 
+function procStatus(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+      const r = /^(\w+):\s+(\d+) kB$/.exec(line);
+      if (r) out.set(r[1], Number(r[2]) * 1024);
+    }
+  } catch {
+    // The daemon is gone: the sample shows NaN and the result says it is not running.
+  }
+  return out;
+}
+
 function sample(h: Host, t0: number): Sample {
   const m = metrics(h);
+  const st = procStatus(h.daemon!.pid);
   const drops: Record<string, number> = {};
+  const spaces: Record<string, number> = {};
   for (const [k, v] of m) {
     const r = /^flannel_dropped_packets_total\{direction="(\w+)",reason="(\w+)"\}$/.exec(k);
     if (r && v > 0) drops[`${r[1]}:${r[2]}`] = v;
+    const sp = /^flanneld_nodejs_heap_space_size_total_bytes\{space="(\w+)"\}$/.exec(k);
+    if (sp) spaces[sp[1]] = v;
   }
   return {
     t: (Date.now() - t0) / 1000,
     rss: m.get('flanneld_process_resident_memory_bytes') ?? NaN,
+    rssAnon: st.get('RssAnon') ?? NaN,
+    rssFile: st.get('RssFile') ?? NaN,
     heap: m.get('flanneld_nodejs_heap_size_used_bytes') ?? NaN,
     heapTotal: m.get('flanneld_nodejs_heap_size_total_bytes') ?? NaN,
     external: m.get('flanneld_nodejs_external_memory_bytes') ?? NaN,
@@ -94,6 +120,7 @@ function sample(h: Host, t0: number): Sample {
     loopMax: m.get('flanneld_event_loop_delay_max_seconds') ?? NaN,
     leases: m.get('flannel_leases') ?? NaN,
     drops,
+    spaces,
     tx: m.get('flannel_packets_total{direction="tx"}') ?? 0,
     rx: m.get('flannel_packets_total{direction="rx"}') ?? 0,
   };
@@ -203,6 +230,8 @@ export async function main(argv: string[]): Promise<void> {
       const end = s[s.length - 1];
       const rssStart = median(base.map((x) => x.rss));
       const rssEnd = median(last.map((x) => x.rss));
+      const anonStart = median(base.map((x) => x.rssAnon));
+      const anonEnd = median(last.map((x) => x.rssAnon));
       const heapStart = median(base.map((x) => x.heap));
       const heapEnd = median(last.map((x) => x.heap));
       const T = s[s.length - 1].t;
@@ -215,6 +244,11 @@ export async function main(argv: string[]): Promise<void> {
         rssStartMiB: Number(mib(rssStart)),
         rssEndMiB: Number(mib(rssEnd)),
         rssChangePct: Number((((rssEnd - rssStart) / rssStart) * 100).toFixed(1)),
+        rssAnonStartMiB: Number(mib(anonStart)),
+        rssAnonEndMiB: Number(mib(anonEnd)),
+        rssAnonChangePct: Number((((anonEnd - anonStart) / anonStart) * 100).toFixed(1)),
+        rssFileStartMiB: Number(mib(median(base.map((x) => x.rssFile)))),
+        rssFileEndMiB: Number(mib(median(last.map((x) => x.rssFile)))),
         heapStartMiB: Number(mib(heapStart)),
         heapEndMiB: Number(mib(heapEnd)),
         heapChangePct: Number((((heapEnd - heapStart) / heapStart) * 100).toFixed(1)),
@@ -263,11 +297,12 @@ export async function main(argv: string[]): Promise<void> {
       },
     };
     console.log('\nsoak results');
-    console.log('| host | RSS start → end (MiB) | heap used start → end (MiB) | event-loop delay p99 / max (ms) | packets tx / rx | drops |');
-    console.log('|---|---|---|---|---|---|');
+    const pct = (x: number) => `${x >= 0 ? '+' : ''}${x} %`;
+    console.log('| host | RSS start → end (MiB) | anonymous / file-backed RSS (MiB) | heap used start → end (MiB) | event-loop delay p99 / max (ms) | packets tx / rx | drops |');
+    console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) {
       console.log(
-        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${r.rssChangePct >= 0 ? '+' : ''}${r.rssChangePct} %) | ${r.heapStartMiB} → ${r.heapEndMiB} (${r.heapChangePct >= 0 ? '+' : ''}${r.heapChangePct} %) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
+        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${pct(r.rssChangePct)}) | ${r.rssAnonStartMiB} → ${r.rssAnonEndMiB} (${pct(r.rssAnonChangePct)}) / ${r.rssFileStartMiB} → ${r.rssFileEndMiB} | ${r.heapStartMiB} → ${r.heapEndMiB} (${pct(r.heapChangePct)}) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
       );
     }
     console.log(

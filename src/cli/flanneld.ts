@@ -8,6 +8,7 @@
 import { Flanneld } from './daemon';
 import { FlagError, parseFlags, redactOptions } from './flags';
 import { createLogger } from './log';
+import { tuneHeapForDaemon } from './heap';
 import { errorMessage } from '../subnet/errors';
 
 export async function main(argv: string[]): Promise<void> {
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(0);
   }
   const opts = parsed.options;
+  tuneHeapForDaemon();
   const log = createLogger(opts.verbosity, 'flanneld');
   log.debug({ options: redactOptions(opts) }, 'Options');
   for (const f of opts.ignoredFlags) log.warn(`${f} is accepted for compatibility and has no effect in flannel-ts`);

@@ -89,6 +89,12 @@ export class PacketBatch {
     }
     // Buffer.alloc, not allocUnsafe: a pooled slab must never expose stale heap memory.
     this.data = Buffer.alloc(slots * slotSize);
+    // Fault every page in now. A large zeroed slab comes from mmap untouched,
+    // so otherwise the kernel supplies its pages on first use: in the hot path
+    // (a page fault the first time a bigger burst reaches a slot) and for
+    // minutes after start, which showed as RSS creeping up in the soak.
+    // fill(0) stores to each page; a read would map the shared zero page only.
+    this.data.fill(0);
     this.desc = new Int32Array(descCapacity * DESC_WORDS);
   }
 }

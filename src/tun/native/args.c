@@ -107,6 +107,12 @@ bool arg_batch(napi_env env, napi_value data, napi_value desc, batch_s *b) {
   return true;
 }
 
+bool get_write_args(napi_env env, napi_callback_info info, int *fd, batch_s *b, int64_t *count) {
+  napi_value argv[4];
+  return get_args(env, info, 4, argv) && arg_fd(env, argv[0], fd) && arg_batch(env, argv[1], argv[2], b) &&
+         arg_int(env, argv[3], "count", 0, INT32_MAX, count);
+}
+
 bool check_slots(napi_env env, const batch_s *b, int64_t max, int64_t slot) {
   // 64-bit products: max and slot are each < 2^31.
   if ((uint64_t)max > b->rows) {

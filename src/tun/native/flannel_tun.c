@@ -36,6 +36,33 @@ napi_value make_int(napi_env env, int64_t v) {
   return r;
 }
 
+bool fd_table_reserve(uint8_t **table, size_t *len, int fd) {
+  if ((size_t)fd < *len) return true;
+  size_t n = *len ? *len : 64;
+  while (n <= (size_t)fd) n *= 2;
+  uint8_t *p = realloc(*table, n);
+  if (!p) return false;
+  memset(p + *len, 0, n - *len);
+  *table = p;
+  *len = n;
+  return true;
+}
+
+napi_value offloads_export(napi_env env, napi_callback_info info, const char *op, int (*flags_of)(env_state *, int),
+                           const flag_prop *props, size_t n) {
+  napi_value argv[1], r, v;
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
+  int flags = flags_of(get_state(env), fd);
+  if (flags < 0) return throw_fd_errno(env, -flags, op, fd);
+  NAPI_CALL(env, napi_create_object(env, &r));
+  for (size_t i = 0; i < n; i++) {
+    NAPI_CALL(env, napi_get_boolean(env, (flags & props[i].bit) != 0, &v));
+    NAPI_CALL(env, napi_set_named_property(env, r, props[i].name, v));
+  }
+  return r;
+}
+
 napi_value napi_failed(napi_env env, napi_status status) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
@@ -68,6 +95,12 @@ napi_value throw_errno(napi_env env, int err, const char *op, const char *detail
   }
   napi_throw(env, error);
   return NULL;
+}
+
+napi_value throw_fd_errno(napi_env env, int err, const char *op, int fd) {
+  char detail[32];
+  snprintf(detail, sizeof detail, "fd %d", fd);
+  return throw_errno(env, err, op, detail, NULL);
 }
 
 static napi_value throw_fmt(napi_env env, bool range, const char *fmt, va_list ap) {
@@ -104,11 +137,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
   udp_forget(get_state(env), fd);
   tun_forget(get_state(env), fd);
-  if (close(fd) < 0 && errno != EINTR) {
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, errno, "closeFd", detail, NULL);
-  }
+  if (close(fd) < 0 && errno != EINTR) return throw_fd_errno(env, errno, "closeFd", fd);
   return NULL;
 }
 

@@ -112,6 +112,10 @@ typedef struct {
 } env_state;
 
 env_state *get_state(napi_env env);
+// Makes (*table)[fd] of a per-fd flags table (socks, tuns) addressable: grows
+// it zero-filled, doubling from 64 entries. False when out of memory (the
+// table is left as it was).
+bool fd_table_reserve(uint8_t **table, size_t *len, int fd);
 
 // ---- arguments (args.c). Each returns false with a JS exception pending. ----
 
@@ -140,6 +144,9 @@ typedef struct {
 
 // data: a Buffer (any Uint8Array); desc: an Int32Array.
 bool arg_batch(napi_env env, napi_value data, napi_value desc, batch_s *b);
+// A writer's (fd, data, desc, count) arguments; the rows are left to
+// check_rows, which a caller with a lower limit on count runs after its own check.
+bool get_write_args(napi_env env, napi_callback_info info, int *fd, batch_s *b, int64_t *count);
 // For readers: `max` slots of `slot` bytes must fit in data, descriptors and
 // int32 offsets.
 bool check_slots(napi_env env, const batch_s *b, int64_t max, int64_t slot);
@@ -151,6 +158,8 @@ bool check_rows(napi_env env, const batch_s *b, int64_t count);
 // Throws Error{code: "EPERM", errno: 1, syscall: op} with message
 // "<op> <detail>: <strerror> (<CODE>)[; <hint>]". Returns NULL for `return`.
 napi_value throw_errno(napi_env env, int err, const char *op, const char *detail, const char *hint);
+// throw_errno for a call on fd: "<op> fd <fd>: <strerror> (<CODE>)".
+napi_value throw_fd_errno(napi_env env, int err, const char *op, int fd);
 napi_value throw_type(napi_env env, const char *fmt, ...);
 napi_value throw_range(napi_env env, const char *fmt, ...);
 
@@ -163,6 +172,16 @@ napi_value napi_failed(napi_env env, napi_status status);
   } while (0)
 
 napi_value make_int(napi_env env, int64_t v);
+
+// One boolean of a tunOffloads/udpOffloads result: whether `bit` is set.
+typedef struct {
+  const char *name;
+  int bit;
+} flag_prop;
+// tunOffloads/udpOffloads(fd): fd's flags from flags_of (-errno is thrown as
+// op's error on fd) as an object of one boolean per prop, in order.
+napi_value offloads_export(napi_env env, napi_callback_info info, const char *op, int (*flags_of)(env_state *, int),
+                           const flag_prop *props, size_t n);
 
 // ---- exports ----
 napi_value tun_open(napi_env env, napi_callback_info info);

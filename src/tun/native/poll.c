@@ -11,7 +11,6 @@
 #include "flannel_tun.h"
 
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -131,9 +130,7 @@ napi_value poll_start(napi_env env, napi_callback_info info) {
   if (flags < 0) {
     err = errno;
     free(p);
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, err, "pollStart", detail, NULL);
+    return throw_fd_errno(env, err, "pollStart", fd);
   }
   // uv_poll_init switches the fd to non-blocking; the UDP socket relies on
   // blocking sends for backpressure, so the flags are restored afterwards
@@ -141,9 +138,7 @@ napi_value poll_start(napi_env env, napi_callback_info info) {
   err = uv_poll_init(loop, &p->handle, fd);
   if (err != 0) {
     free(p); // not initialised: libuv knows nothing of it
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, -err, "pollStart", detail, NULL);
+    return throw_fd_errno(env, -err, "pollStart", fd);
   }
   if (!(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags);
   err = uv_poll_start(&p->handle, UV_READABLE, on_readable);
@@ -151,9 +146,7 @@ napi_value poll_start(napi_env env, napi_callback_info info) {
     // Initialised: only uv_close may end it; the JS side never sees it.
     p->orphaned = p->releasing = p->stopped = true;
     uv_close((uv_handle_t *)&p->handle, on_close);
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, -err, "pollStart", detail, NULL);
+    return throw_fd_errno(env, -err, "pollStart", fd);
   }
 
   if (napi_create_reference(env, argv[1], 1, &p->callback) != napi_ok ||

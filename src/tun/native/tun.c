@@ -20,8 +20,6 @@
 #include <linux/ethtool.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -29,15 +27,7 @@
 // ---- per-fd offload state ----
 
 bool tun_set_flags(env_state *st, int fd, int flags) {
-  if ((size_t)fd >= st->ntuns) {
-    size_t n = st->ntuns ? st->ntuns : 64;
-    while (n <= (size_t)fd) n *= 2;
-    uint8_t *p = realloc(st->tuns, n);
-    if (!p) return false;
-    memset(p + st->ntuns, 0, n - st->ntuns);
-    st->tuns = p;
-    st->ntuns = n;
-  }
+  if (!fd_table_reserve(&st->tuns, &st->ntuns, fd)) return false;
   st->tuns[fd] = (uint8_t)flags;
   return true;
 }
@@ -211,11 +201,7 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
                          TSO_MIN_SLOT, (long long)slot);
     int err;
     int64_t rows = tun_read_tso(st, fd, &b, max, (size_t)slot, stats, &err);
-    if (err) {
-      char detail[32];
-      snprintf(detail, sizeof detail, "fd %d", fd);
-      return throw_errno(env, err, "tunRead", detail, NULL);
-    }
+    if (err) return throw_fd_errno(env, err, "tunRead", fd);
     return make_int(env, rows);
   }
 
@@ -230,9 +216,7 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
         break;
       }
       if (n > 0) break;
-      char detail[32];
-      snprintf(detail, sizeof detail, "fd %d", fd);
-      return throw_errno(env, errno, "tunRead", detail, NULL);
+      return throw_fd_errno(env, errno, "tunRead", fd);
     }
     reads++;
     if (hdr) {
@@ -263,25 +247,18 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
 // runs of TCP segments of a flow go as one GSO write (tun_gro.c); the result
 // still counts packets (rows).
 napi_value tun_write(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
   int fd;
   int64_t count;
   batch_s b;
 
-  if (!get_args(env, info, 4, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
-      !arg_int(env, argv[3], "count", 0, INT32_MAX, &count) || !check_rows(env, &b, count))
-    return NULL;
+  if (!get_write_args(env, info, &fd, &b, &count) || !check_rows(env, &b, count)) return NULL;
 
   env_state *st = get_state(env);
   int f = count > 0 ? tun_flags(st, fd) : 0;
   if (f > 0 && (f & TUN_VNET)) {
     int64_t r = tun_write_vnet(fd, &b, count, &f);
     if ((size_t)fd < st->ntuns) st->tuns[fd] = (uint8_t)f; // GRO refused, test hook used
-    if (r < 0) {
-      char detail[32];
-      snprintf(detail, sizeof detail, "fd %d", fd);
-      return throw_errno(env, (int)-r, "tunWrite", detail, NULL);
-    }
+    if (r < 0) return throw_fd_errno(env, (int)-r, "tunWrite", fd);
     return make_int(env, r);
   }
 
@@ -296,9 +273,7 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
     if (r >= 0) {
       written++;
     } else if (errno == EBADF || errno == EBADFD) {
-      char detail[32];
-      snprintf(detail, sizeof detail, "fd %d", fd);
-      return throw_errno(env, errno, "tunWrite", detail, NULL);
+      return throw_fd_errno(env, errno, "tunWrite", fd);
     }
   }
   return make_int(env, written);
@@ -309,23 +284,8 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
 // this thread did not open is probed (TUNGETIFF, ETHTOOL_GTSO). Throws for a
 // non-TUN fd.
 napi_value tun_offloads(napi_env env, napi_callback_info info) {
-  napi_value argv[1], r, vnet, gro, tso;
-  int fd;
-  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
-  int f = tun_flags(get_state(env), fd);
-  if (f < 0) {
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, -f, "tunOffloads", detail, NULL);
-  }
-  NAPI_CALL(env, napi_create_object(env, &r));
-  NAPI_CALL(env, napi_get_boolean(env, (f & TUN_VNET) != 0, &vnet));
-  NAPI_CALL(env, napi_get_boolean(env, (f & TUN_GRO) != 0, &gro));
-  NAPI_CALL(env, napi_set_named_property(env, r, "vnetHdr", vnet));
-  NAPI_CALL(env, napi_set_named_property(env, r, "gro", gro));
-  NAPI_CALL(env, napi_get_boolean(env, (f & TUN_TSO) != 0, &tso));
-  NAPI_CALL(env, napi_set_named_property(env, r, "tso", tso));
-  return r;
+  static const flag_prop props[] = { { "vnetHdr", TUN_VNET }, { "gro", TUN_GRO }, { "tso", TUN_TSO } };
+  return offloads_export(env, info, "tunOffloads", tun_flags, props, sizeof props / sizeof *props);
 }
 
 // tunTestRefuseGso(fd): test hook. The next GSO write on fd carries a header

@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -43,20 +42,8 @@ static const char *addr_str(uint32_t host_order, char *buf) {
 }
 
 // ---- per-socket offload state ----
-
-// Makes st->socks[fd] addressable. Only udpOpen and the first use of a socket
-// this env did not open allocate.
-static bool sock_reserve(env_state *st, int fd) {
-  if ((size_t)fd < st->nsocks) return true;
-  size_t n = st->nsocks ? st->nsocks : 64;
-  while (n <= (size_t)fd) n *= 2;
-  uint8_t *p = realloc(st->socks, n);
-  if (!p) return false;
-  memset(p + st->nsocks, 0, n - st->nsocks);
-  st->socks = p;
-  st->nsocks = n;
-  return true;
-}
+// st->socks grows (fd_table_reserve) only in udpOpen and at the first use of a
+// socket this env did not open: no other call allocates.
 
 // The offload flags of fd. A socket this env did not open (opened by another
 // thread, or inherited) is probed once: GSO if the kernel knows UDP_SEGMENT,
@@ -75,7 +62,7 @@ static int sock_flags(env_state *st, int fd) {
   l = sizeof v;
   v = 0;
   if (getsockopt(fd, SOL_UDP, UDP_GRO, &v, &l) == 0 && v) f |= SOCK_GRO;
-  if (sock_reserve(st, fd)) st->socks[fd] = (uint8_t)f;
+  if (fd_table_reserve(&st->socks, &st->nsocks, fd)) st->socks[fd] = (uint8_t)f;
   return f;
 }
 
@@ -145,7 +132,7 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, err, "udpOpen", detail, NULL);
   }
   env_state *st = get_state(env);
-  if (!sock_reserve(st, fd)) {
+  if (!fd_table_reserve(&st->socks, &st->nsocks, fd)) {
     close(fd);
     return throw_errno(env, ENOMEM, "udpOpen", detail, NULL);
   }
@@ -155,21 +142,8 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
 
 // udpOffloads(fd) -> { gso, gro }: the offloads in use on fd now.
 napi_value udp_offloads(napi_env env, napi_callback_info info) {
-  napi_value argv[1], r, gso, gro;
-  int fd;
-  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
-  int f = sock_flags(get_state(env), fd);
-  if (f < 0) {
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, -f, "udpOffloads", detail, NULL);
-  }
-  NAPI_CALL(env, napi_create_object(env, &r));
-  NAPI_CALL(env, napi_get_boolean(env, (f & SOCK_GSO) != 0, &gso));
-  NAPI_CALL(env, napi_get_boolean(env, (f & SOCK_GRO) != 0, &gro));
-  NAPI_CALL(env, napi_set_named_property(env, r, "gso", gso));
-  NAPI_CALL(env, napi_set_named_property(env, r, "gro", gro));
-  return r;
+  static const flag_prop props[] = { { "gso", SOCK_GSO }, { "gro", SOCK_GRO } };
+  return offloads_export(env, info, "udpOffloads", sock_flags, props, sizeof props / sizeof *props);
 }
 
 // udpLocalPort(fd) -> the port the socket is bound to (getsockname).
@@ -180,11 +154,8 @@ napi_value udp_local_port(napi_env env, napi_callback_info info) {
   struct sockaddr_in sin;
   socklen_t l = sizeof sin;
   errno = 0;
-  if (getsockname(fd, (struct sockaddr *)&sin, &l) < 0 || sin.sin_family != AF_INET) {
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, errno ? errno : ENOTSOCK, "udpLocalPort", detail, NULL);
-  }
+  if (getsockname(fd, (struct sockaddr *)&sin, &l) < 0 || sin.sin_family != AF_INET)
+    return throw_fd_errno(env, errno ? errno : ENOTSOCK, "udpLocalPort", fd);
   return make_int(env, ntohs(sin.sin_port));
 }
 
@@ -258,9 +229,7 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return make_int(env, 0);
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, errno, "udpRecv", detail, NULL);
+    return throw_fd_errno(env, errno, "udpRecv", fd);
   }
 
   size_t row = 0;
@@ -338,14 +307,11 @@ static int send_single(int fd, env_state *st, int g0, int g1, int *flags, int *f
 // not wait again, so one call blocks for at most ~100 ms. Only EBADF/ENOTSOCK
 // throw.
 napi_value udp_send(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
   int fd;
   int64_t count;
   batch_s b;
 
-  if (!get_args(env, info, 4, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
-      !arg_int(env, argv[3], "count", 0, INT32_MAX, &count))
-    return NULL;
+  if (!get_write_args(env, info, &fd, &b, &count)) return NULL;
   if (count > MAX_BATCH) return throw_range(env, "count %lld exceeds MAX_BATCH (%d)", (long long)count, MAX_BATCH);
   if (!check_rows(env, &b, count)) return NULL;
 
@@ -454,10 +420,6 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
     }
     g++;
   }
-  if (fatal) {
-    char detail[32];
-    snprintf(detail, sizeof detail, "fd %d", fd);
-    return throw_errno(env, fatal, "udpSend", detail, NULL);
-  }
+  if (fatal) return throw_fd_errno(env, fatal, "udpSend", fd);
   return make_int(env, sent);
 }
