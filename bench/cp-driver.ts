@@ -168,31 +168,29 @@ async function main(): Promise<void> {
     for (let i = 0; i < fs.length; i += 1000) await Promise.all(fs.slice(i, i + 1000).map((f) => put(f)));
   };
 
-  if (args.burst > 0) {
-    const batch = all.slice(next, next + args.burst);
-    next += batch.length;
-    const sentinel = all[next++];
-    const startedAt = Date.now();
+  // Writes `batch`, then a sentinel lease, and times how long until the
+  // sentinel forwards (-1: it never did): the daemon applied everything before it.
+  const timePhase = async (batch: Fake[]) => {
+    const sentinel = all[next + batch.length];
+    next += batch.length + 1;
     const t0 = nowNs();
     await putMany(batch);
     const tPut = nowNs();
     const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
     await put(sentinel, true);
     const t = await acked;
-    result.burst = { leases: batch.length, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0), startedAt };
+    return { putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0) };
+  };
+
+  if (args.burst > 0) {
+    const batch = all.slice(next, next + args.burst);
+    const startedAt = Date.now();
+    result.burst = { leases: batch.length, ...(await timePhase(batch)), startedAt };
   }
 
   if (args.fill > next) {
-    const batch = all.slice(next, args.fill - 1);
-    next += batch.length;
-    const sentinel = all[next++];
-    const t0 = nowNs();
-    await putMany(batch);
-    const tPut = nowNs();
-    const acked = probe(sentinel, args.sentinelTimeoutMs ?? 120_000);
-    await put(sentinel, true);
-    const t = await acked;
-    result.fill = { leases: next, putMs: ms(tPut - t0), forwardedMs: t === undefined ? -1 : ms(t - t0) };
+    const timed = await timePhase(all.slice(next, args.fill - 1));
+    result.fill = { leases: next, ...timed };
   }
 
   result.leasesWritten = next;

@@ -148,11 +148,7 @@ export async function main(argv: string[]): Promise<void> {
     const hosts = [1, 2, 3].map((i) => new Host(lab, `soak${i}`, `198.18.0.${i}`));
     for (const h of hosts) h.startFlanneld(etcd.endpoint, [`--healthz-ip=127.0.0.1`, `--healthz-port=${HEALTHZ}`]);
     const pods: Pod[] = [];
-    for (const h of hosts) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.push(h.addPod(env));
-    }
+    for (const h of hosts) pods.push(await h.waitReadyWithPod());
     for (const [i, p] of pods.entries()) {
       await waitFor(`pod ${i} reaches the next`, () => p.ping(pods[(i + 1) % 3].ip, 1, 0.2, 1).received === 1, 15_000, 100);
     }

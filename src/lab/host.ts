@@ -125,6 +125,13 @@ export class Host {
     return this.subnetEnv();
   }
 
+  /** Waits for the daemon (waitReady), bridges cni0 and returns a pod on it: a host ready for traffic. */
+  async waitReadyWithPod(): Promise<Pod> {
+    const env = await this.waitReady();
+    this.setupBridge(env);
+    return this.addPod(env);
+  }
+
   /** Creates cni0 with the subnet's first address, as the CNI bridge plugin does. */
   setupBridge(env: SubnetEnv = this.subnetEnv()): void {
     this.tryExec(['ip', 'link', 'del', 'cni0']);

@@ -28,11 +28,7 @@ describe('etcd outage', () => {
       hosts.push(h);
       h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`]);
     }
-    for (const h of hosts) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.push(h.addPod(env));
-    }
+    for (const h of hosts) pods.push(await h.waitReadyWithPod());
   });
   after(async () => {
     if (failed) dumpLogs(hosts, etcd);

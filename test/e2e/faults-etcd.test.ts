@@ -69,9 +69,7 @@ describe('etcd faults under running daemons', () => {
     const h = new Host(lab, name, ip);
     hosts.push(h);
     h.startFlanneld(etcd.endpoint, flags);
-    const env = await h.waitReady();
-    h.setupBridge(env);
-    pods.set(h, h.addPod(env));
+    pods.set(h, await h.waitReadyWithPod());
     return h;
   };
   /** The peers etcd says `h` should have: every lease but its own, as the table prints them. */

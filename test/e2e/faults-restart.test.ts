@@ -45,11 +45,7 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     writeConfig(etcd, prefix);
     for (let i = 1; i <= 2; i++) hosts.push(new Host(lab, `r${i}`, `198.18.0.${30 + i}`));
     hosts.forEach(start);
-    for (const h of hosts) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.push(h.addPod(env));
-    }
+    for (const h of hosts) pods.push(await h.waitReadyWithPod());
   });
   after(async () => {
     if (suite.failed) dumpLogs(hosts, etcd);

@@ -1,13 +1,14 @@
 // Shared pieces of the end-to-end tests: a lab with its own etcd, hosts
-import { test } from 'node:test';
 // running flanneld, and fixtures run inside namespaces.
 
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
-import { Host } from '../../src/lab/host';
+import { Host, Pod } from '../../src/lab/host';
 import { run } from '../../src/util/sh';
+import { test } from 'node:test';
 
 export const FIXTURES = path.join(REPO_ROOT, 'dist/test/e2e/fixtures');
 export const NETWORK = '198.19.0.0/16';
@@ -64,6 +65,19 @@ export function parseProm(text: string): Map<string, number> {
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return m;
+}
+
+/** Every host's first pod pings every other host's second pod `count` times, all answered. */
+export function assertPodsPingAcrossHosts(hosts: Host[], pods: Map<string, Pod[]>, count: number): void {
+  for (const a of hosts) {
+    for (const b of hosts) {
+      if (a === b) continue;
+      const from = pods.get(a.name)![0];
+      const to = pods.get(b.name)![1];
+      const r = from.ping(to.ip, count, 0.1);
+      assert.equal(r.received, count, `${from.ip} -> ${to.ip}\n${r.output}`);
+    }
+  }
 }
 
 export function leaseKeys(etcd: Etcd, prefix: string): string[] {

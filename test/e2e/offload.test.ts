@@ -114,11 +114,7 @@ describe('offloads: nodes with and without them interoperate, and the wire stays
     off.startFlanneld(etcd.endpoint, [...flags, ...OFF]);
     on2.startFlanneld(etcd.endpoint, flags);
     tx.startFlanneld(etcd.endpoint, flags, { ...process.env, FLANNEL_TS_TX_WORKER: '1' });
-    for (const h of [on, off, on2, tx]) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.set(h, h.addPod(env));
-    }
+    for (const h of [on, off, on2, tx]) pods.set(h, await h.waitReadyWithPod());
     for (const [a, b] of [[on, off], [off, on], [on, on2], [tx, on]]) {
       await waitFor(`${a.name} reaches ${b.name}`, () => pods.get(a)!.ping(pods.get(b)!.ip, 1, 0.2, 1).received === 1, 15_000, 100);
     }

@@ -92,11 +92,7 @@ describe('security', () => {
     a.startFlanneld(tls.endpoint, flags(a, '127.0.0.1'));
     b.startFlanneld(tls.endpoint, flags(b, b.ip));
     const pods: Pod[] = [];
-    for (const h of [a, b]) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.push(h.addPod(env));
-    }
+    for (const h of [a, b]) pods.push(await h.waitReadyWithPod());
     assert.equal(pods[0].ping(pods[1].ip, 2, 0.1).received, 2);
     assert.equal(leaseKeys(tls, prefix).length, 2);
   });

@@ -24,11 +24,7 @@ describe('flannel-ts trace', () => {
     writeConfig(etcd, prefix);
     for (let i = 1; i <= 2; i++) hosts.push(new Host(lab, `t${i}`, `198.18.0.${30 + i}`));
     for (const h of hosts) h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`]);
-    for (const h of hosts) {
-      const env = await h.waitReady();
-      h.setupBridge(env);
-      pods.push(h.addPod(env));
-    }
+    for (const h of hosts) pods.push(await h.waitReadyWithPod());
   });
   after(async () => {
     if (suite.failed) dumpLogs(hosts, etcd);

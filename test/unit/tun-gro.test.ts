@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { D_LEN, D_OFF, DESC_WORDS, PacketBatch } from '../../src/tun/batch';
-import { type FlannelTunNative, type GroUnit, native } from '../../src/tun/native';
+import { type GroUnit } from '../../src/tun/native';
+import { nativeOrSkip } from './native-addon';
 import {
   ACK,
   FIN,
@@ -23,13 +24,7 @@ import {
   tsOption,
 } from '../e2e/fixtures/tun-tcp';
 
-let addon: FlannelTunNative | undefined;
-try {
-  addon = native();
-} catch {
-  addon = undefined;
-}
-const skip = addon === undefined && 'native addon not built (npm ci)';
+const { addon, skip } = nativeOrSkip();
 
 /** A batch holding pkts, row i = pkts[i], stored back to front with odd gaps (rows never at i * slot). */
 function batchOf(pkts: (Buffer | null)[]): PacketBatch {

@@ -7,16 +7,10 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import { describe, it } from 'node:test';
 import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS } from '../../src/tun/batch';
-import { type FlannelTunNative, native } from '../../src/tun/native';
+import { nativeOrSkip } from './native-addon';
 import { ACK, FIN, PSH, ipChecksumOk, l4ChecksumOk, pseudoSum, segmentLikeKernel, sum16, tcpSeg, tsOption } from '../e2e/fixtures/tun-tcp';
 
-let addon: FlannelTunNative | undefined;
-try {
-  addon = native();
-} catch {
-  addon = undefined;
-}
-const skip = addon === undefined && 'native addon not built (npm ci)';
+const { addon, skip } = nativeOrSkip();
 
 const CWR = 0x80;
 const ECE = 0x40;
