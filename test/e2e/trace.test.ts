@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { runAsync, sleep } from '../../src/util/sh';
+import { runAsync } from '../../src/util/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from './helpers';
 
 describe('flannel-ts trace', () => {
@@ -31,12 +31,17 @@ describe('flannel-ts trace', () => {
     await lab?.destroy();
   });
 
-  const trace = (args: string[]) =>
-    runAsync(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], 20_000);
+  /** Starts `flannel-ts trace` on t1 and resolves once the daemon has attached it (not after a guessed delay). */
+  const trace = async (args: string[]) => {
+    const daemon = hosts[0].daemon!;
+    const from = fs.statSync(daemon.logFile).size;
+    const running = runAsync(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], 20_000);
+    await daemon.waitForLog(/Trace attached/, 15_000, from);
+    return { done: running }; // wrapped: returning the promise itself would make the caller wait for the trace to end
+  };
 
   suite.check('prints the peer chosen for each echo request and the reply that came back', async () => {
-    const running = trace(['--host', pods[1].ip, '--proto', 'icmp', '--count', '4', '--json']);
-    await sleep(500);
+    const { done: running } = await trace(['--host', pods[1].ip, '--proto', 'icmp', '--count', '4', '--json']);
     assert.equal(pods[0].ping(pods[1].ip, 2, 0.2).received, 2);
     const r = await running;
     assert.equal(r.status, 0, r.stderr);
@@ -64,8 +69,7 @@ describe('flannel-ts trace', () => {
   });
 
   suite.check('shows the drop reason for a packet with no lease', async () => {
-    const running = trace(['--drops', '--count', '1']);
-    await sleep(500);
+    const { done: running } = await trace(['--drops', '--count', '1']);
     pods[0].ping('198.19.254.9', 1, 0.2, 1);
     const r = await running;
     assert.equal(r.status, 0, r.stderr);

@@ -132,19 +132,27 @@ describe('udp backend: three hosts, one etcd', () => {
     const pod = pods.get('h1')![0];
     const ns = lab.addNamespace('stranger');
     lab.plug(ns, 'eth0', '198.18.0.9/16');
-    const before = scrape(h1, HEALTHZ).get('flannel_dropped_packets_total{direction="rx",reason="unknown_source"}') ?? 0;
-    const listener = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, path.join(FIXTURES, 'udp-count.js'), pod.ip, '9999', '2']);
+    const unknownSource = () => scrape(h1, HEALTHZ).get('flannel_dropped_packets_total{direction="rx",reason="unknown_source"}') ?? 0;
+    const before = unknownSource();
+    const listener = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, path.join(FIXTURES, 'udp-count.js'), pod.ip, '9999']);
     let out = '';
     listener.stdout.on('data', (d) => (out += d));
-    await waitFor('listener', () => out.includes('listening'));
-    const pkt = udpPacket('198.19.99.1', pod.ip, 9999).toString('hex');
-    fixture(ns, 'udp-inject', [h1.ip, '8285', '0', pkt, pkt, pkt]);
-    // Positive control: the same packet from a lease holder (h2) does arrive.
-    fixture(hosts[1].ns, 'udp-inject', [h1.ip, '8285', '0', pkt]);
+    try {
+      await waitFor('listener', () => out.includes('listening'));
+      const pkt = udpPacket('198.19.99.1', pod.ip, 9999).toString('hex');
+      fixture(ns, 'udp-inject', [h1.ip, '8285', '0', pkt, pkt, pkt]);
+      // Positive control: the same packet from a lease holder (h2) does arrive.
+      fixture(hosts[1].ns, 'udp-inject', [h1.ip, '8285', '0', pkt]);
+      await waitFor('the lease holder’s datagram', () => out.includes('datagram 1 from'), 5000);
+      await waitFor('three unknown_source drops', () => unknownSource() >= before + 3, 5000);
+      // Give any stranger datagram that slipped through time to show up.
+      await sleep(300);
+    } finally {
+      listener.stdin.end();
+    }
     await waitFor('listener result', () => /received \d+/.test(out), 5000);
     assert.match(out, /received 1\b/, 'only the lease holder’s datagram reached the pod');
-    const afterCount = scrape(h1, HEALTHZ).get('flannel_dropped_packets_total{direction="rx",reason="unknown_source"}');
-    assert.equal(afterCount, before + 3);
+    assert.equal(unknownSource(), before + 3);
   });
 
   check('garbage from a peer is dropped, counted by reason, and the daemon stays up', async () => {
@@ -161,9 +169,13 @@ describe('udp backend: three hosts, one etcd', () => {
     const before = scrape(h1, HEALTHZ);
     const key = (r: string) => `flannel_dropped_packets_total{direction="rx",reason="${r}"}`;
     fixture(hosts[1].ns, 'udp-inject', [h1.ip, '8285', '0', good.subarray(0, 12).toString('hex'), v6.toString('hex'), badIhl.toString('hex'), longer.toString('hex'), badSum.toString('hex'), '00']);
-    await sleep(300);
-    const now = scrape(h1, HEALTHZ);
+    const reasons = ['truncated', 'not_ipv4', 'bad_header_len', 'bad_total_len', 'bad_checksum'];
+    let now = before;
     const delta = (r: string) => (now.get(key(r)) ?? 0) - (before.get(key(r)) ?? 0);
+    // Wait until all six are counted (however loaded the machine), then a little longer for any extra.
+    await waitFor('six drops counted', () => ((now = scrape(h1, HEALTHZ)), reasons.reduce((n, r) => n + delta(r), 0) >= 6), 5000, 100);
+    await sleep(200);
+    now = scrape(h1, HEALTHZ);
     assert.equal(delta('truncated'), 2);
     assert.equal(delta('not_ipv4'), 1);
     assert.equal(delta('bad_header_len'), 1);
