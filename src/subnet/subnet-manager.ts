@@ -387,6 +387,7 @@ export class SubnetManager extends EventEmitter {
     const own = this.own;
     if (this.closed || !own || own.leaseId === '0' || own.expiration === undefined) return; // reservations never expire
     const due = delayMs ?? own.expiration - this.marginMs - Date.now();
+    this.log.debug(`Lease ${own.subnet} (etcd lease ${own.leaseId}) renews in ${Math.max(0, Math.round(due / 1000))} s`);
     // setTimeout fires at once beyond 2^31-1 ms; an early renewal is harmless.
     this.renewTimer = setTimeout(() => void this.renew(), Math.min(Math.max(0, due), 0x7fffffff));
   }
@@ -399,9 +400,13 @@ export class SubnetManager extends EventEmitter {
     try {
       const renewed = await this.registry.updateLease(own, this.attrs, this.ttlSec);
       this.setUp(true);
-      if (this.closed || this.own !== own) return;
+      if (this.closed) return;
+      // The watch can hand us our own write before the transaction's reply
+      // arrives (different gRPC streams): onPut has then already adopted it.
+      const echoed = renewed && this.own !== own && this.own?.leaseId === renewed.leaseId;
+      if (this.own !== own && !echoed) return;
       if (renewed) {
-        this.own = renewed;
+        if (!echoed) this.own = renewed;
         this.stats.renewals++;
         this.lastLogged.delete('renew');
         this.log.info(`Lease renewed, new expiration: ${new Date(renewed.expiration ?? 0).toISOString()}`);
@@ -488,6 +493,7 @@ export class SubnetManager extends EventEmitter {
       const watch = this.registry.watchLeases(fromRevision, {
         connected: () => {
           connectedAt = Date.now();
+          this.log.debug(`Watching leases from revision ${fromRevision}`);
           this.setUp(true);
         },
         put: (lease) => this.onPut(lease),

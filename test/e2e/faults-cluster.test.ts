@@ -95,7 +95,7 @@ describe('a three-member etcd cluster losing members under running daemons', () 
     // Real hosts lease below 198.19.200.0, so the fake leases written here never overwrite one.
     cluster.ctl('put', `${prefix}/config`, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"udp"}}');
     for (let i = 1; i <= 3; i++) hosts.push(new Host(lab, `k${i}`, `198.18.0.${60 + i}`));
-    for (const h of hosts) h.startFlanneld(cluster.endpoints, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`]);
+    for (const h of hosts) h.startFlanneld(cluster.endpoints, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`, '-v=1']);
     for (const h of hosts) {
       const env = await h.waitReady();
       subnets.set(h, env.subnet.replace(/\.1\/24$/, '.0/24'));

@@ -278,6 +278,20 @@ describe('SubnetManager (fake registry)', () => {
     assert.ok(m.logLines.some((l) => /Lease renewed, new expiration/.test(l)));
   });
 
+  test('a renewal whose own write comes back on the watch before the reply is still counted and logged', async () => {
+    // The fake delivers a write to watchers before the writer's promise
+    // settles: the order a real etcd gives when the watch stream's event
+    // overtakes the transaction's reply (they travel on different streams).
+    const reg = new FakeRegistry();
+    const m = make(reg, { leaseTtlSec: 2, renewMarginMinutes: 0.025 }); // first renewal ~0.5 s in
+    const first = (await m.acquireLease(cfg)) as RegistryLease;
+    m.startWatch(new LeaseTable(8285));
+    await until('watch', () => reg.watches.length > 0 && m.etcdUp);
+    await until('renewed', () => (m.lease as RegistryLease).leaseId !== first.leaseId);
+    await until('counted', () => m.stats.renewals >= 1);
+    assert.equal(m.logLines.filter((l) => /^info: Lease renewed, new expiration/.test(l)).length, m.stats.renewals);
+  });
+
   test('renewal finds our key taken by another node: moves, emits lease', async () => {
     const reg = new FakeRegistry();
     const m = make(reg, { leaseTtlSec: 1, renewMarginMinutes: 0.01 });
