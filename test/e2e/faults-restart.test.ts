@@ -102,7 +102,7 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     const subnet = h.subnetEnv().subnet;
     const leasesBefore = leaseKeys(etcd, prefix).sort();
     b.exec(['sh', '-c', 'iperf3 -s -1 -D -p 5201 >/dev/null 2>&1']);
-    await sleep(300);
+    await waitFor('iperf3 listening in the pod', () => /:5201\b/.test(b.exec(['ss', '-tln'])), 5000, 50);
     const ping = runAsync(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', '7', b.ip], 20_000);
     const tcp = runAsync(['ip', 'netns', 'exec', a.ns, 'iperf3', '-c', b.ip, '-p', '5201', '-t', '6', '-b', '50M', '--connect-timeout', '3000'], 30_000);
     await sleep(1500);
