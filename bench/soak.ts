@@ -131,6 +131,9 @@ const median = (xs: number[]) => {
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
 };
 const mib = (b: number) => (b / 1048576).toFixed(1);
+/** Per cent change from `from` to `to`, one decimal. */
+const changePct = (from: number, to: number) => Number((((to - from) / from) * 100).toFixed(1));
+const signedPct = (x: number) => `${x >= 0 ? '+' : ''}${x} %`;
 
 export async function main(argv: string[]): Promise<void> {
   const o = parse(argv);
@@ -239,18 +242,18 @@ export async function main(argv: string[]): Promise<void> {
         running: h.daemon!.running,
         rssStartMiB: Number(mib(rssStart)),
         rssEndMiB: Number(mib(rssEnd)),
-        rssChangePct: Number((((rssEnd - rssStart) / rssStart) * 100).toFixed(1)),
+        rssChangePct: changePct(rssStart, rssEnd),
         rssAnonStartMiB: Number(mib(anonStart)),
         rssAnonEndMiB: Number(mib(anonEnd)),
-        rssAnonChangePct: Number((((anonEnd - anonStart) / anonStart) * 100).toFixed(1)),
+        rssAnonChangePct: changePct(anonStart, anonEnd),
         rssFileStartMiB: Number(mib(median(base.map((x) => x.rssFile)))),
         rssFileEndMiB: Number(mib(median(last.map((x) => x.rssFile)))),
         heapStartMiB: Number(mib(heapStart)),
         heapEndMiB: Number(mib(heapEnd)),
-        heapChangePct: Number((((heapEnd - heapStart) / heapStart) * 100).toFixed(1)),
+        heapChangePct: changePct(heapStart, heapEnd),
         heapFloorFirstQuarterMiB: Number(mib(floor(quarter(30, Math.max(60, T / 4))))),
         heapFloorLastQuarterMiB: Number(mib(floor(quarter((3 * T) / 4, T)))),
-        rssSecondHalfChangePct: Number((((rssEnd - mid) / mid) * 100).toFixed(1)),
+        rssSecondHalfChangePct: changePct(mid, rssEnd),
         heapTotalEndMiB: Number(mib(end.heapTotal)),
         externalEndMiB: Number(mib(end.external)),
         loopP99Ms: Number((end.loopP99 * 1000).toFixed(2)),
@@ -293,17 +296,16 @@ export async function main(argv: string[]): Promise<void> {
       },
     };
     console.log('\nsoak results');
-    const pct = (x: number) => `${x >= 0 ? '+' : ''}${x} %`;
     console.log('| host | RSS start → end (MiB) | anonymous / file-backed RSS (MiB) | heap used start → end (MiB) | event-loop delay p99 / max (ms) | packets tx / rx | drops |');
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) {
       console.log(
-        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${pct(r.rssChangePct)}) | ${r.rssAnonStartMiB} → ${r.rssAnonEndMiB} (${pct(r.rssAnonChangePct)}) / ${r.rssFileStartMiB} → ${r.rssFileEndMiB} | ${r.heapStartMiB} → ${r.heapEndMiB} (${pct(r.heapChangePct)}) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
+        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${signedPct(r.rssChangePct)}) | ${r.rssAnonStartMiB} → ${r.rssAnonEndMiB} (${signedPct(r.rssAnonChangePct)}) / ${r.rssFileStartMiB} → ${r.rssFileEndMiB} | ${r.heapStartMiB} → ${r.heapEndMiB} (${signedPct(r.heapChangePct)}) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
       );
     }
     console.log(
       `\nheap used floor (first quarter → last quarter): ${rows.map((r) => `${r.host} ${r.heapFloorFirstQuarterMiB} → ${r.heapFloorLastQuarterMiB} MiB`).join(', ')}; ` +
-        `RSS change over the second half: ${rows.map((r) => `${r.rssSecondHalfChangePct >= 0 ? '+' : ''}${r.rssSecondHalfChangePct} %`).join(' / ')}; ` +
+        `RSS change over the second half: ${rows.map((r) => signedPct(r.rssSecondHalfChangePct)).join(' / ')}; ` +
         `at the end V8 heap total ${rows.map((r) => r.heapTotalEndMiB).join('/')} MiB, external ${rows.map((r) => r.externalEndMiB).join('/')} MiB`,
     );
     console.log(`kernel drops (flannel0 queue / UDP receive buffer / UDP send buffer): ${kernelDrops.map((k, i) => `${hosts[i].name} ${k.flannel0Queue}/${k.udpRcvbuf}/${k.udpSndbuf}`).join(', ')}`);

@@ -15,8 +15,6 @@
 
 import * as v8 from 'node:v8';
 
-export function tuneHeapForDaemon(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.FLANNEL_TS_V8_DEFAULTS === '1') return false;
-  v8.setFlagsFromString('--optimize-for-size');
-  return true;
+export function tuneHeapForDaemon(): void {
+  if (process.env.FLANNEL_TS_V8_DEFAULTS !== '1') v8.setFlagsFromString('--optimize-for-size');
 }

@@ -17,7 +17,7 @@ import { Lab } from '../../src/lab/lab';
 import { EtcdCluster } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { tryRun, waitFor } from '../../src/util/sh';
-import { failureAware, scrape, uniquePrefix } from './helpers';
+import { DEFAULT_CONFIG, failureAware, scrape, uniquePrefix } from './helpers';
 
 const HEALTHZ = 9131;
 
@@ -92,8 +92,8 @@ describe('a three-member etcd cluster losing members under running daemons', () 
     lab = new Lab();
     cluster = new EtcdCluster(lab, 3);
     await cluster.start();
-    // Real hosts lease below 198.19.200.0, so the fake leases written here never overwrite one.
-    cluster.ctl('put', `${prefix}/config`, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"udp"}}');
+    // DEFAULT_CONFIG: real hosts lease below 198.19.200.0, so the fake leases written here never overwrite one.
+    cluster.ctl('put', `${prefix}/config`, JSON.stringify(DEFAULT_CONFIG));
     for (let i = 1; i <= 3; i++) hosts.push(new Host(lab, `k${i}`, `198.18.0.${60 + i}`));
     for (const h of hosts) h.startFlanneld(cluster.endpoints, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`, '-v=1']);
     for (const h of hosts) {

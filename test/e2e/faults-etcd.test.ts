@@ -12,7 +12,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { runAsync, sleep, waitFor } from '../../src/util/sh';
-import { NETWORK, dumpLogs, failureAware, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { dumpLogs, failureAware, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
 
 const HEALTHZ = 9121;
 const ETCD_UP = 'flannel_etcd_up';
@@ -82,8 +82,8 @@ describe('etcd faults under running daemons', () => {
 
   before(async () => {
     ({ lab, etcd } = await startLab());
-    // Real hosts lease below 198.19.200.0; the fake leases this file writes live above, so none overwrites a host's.
-    writeConfig(etcd, prefix, { Network: NETWORK, SubnetMax: '198.19.199.0', Backend: { Type: 'udp' } });
+    // DEFAULT_CONFIG: real hosts lease below 198.19.200.0; the fake leases this file writes live above, so none overwrites a host's.
+    writeConfig(etcd, prefix);
     await Promise.all([addHost('e1', '198.18.0.41'), addHost('e2', '198.18.0.42')]);
   });
   after(async () => {

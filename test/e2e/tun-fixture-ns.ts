@@ -5,14 +5,10 @@
 // namespace deleted, also when a test failed.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error}`);
-}
+import { run, tryRun } from '../../src/util/sh';
 
 export class TunFixtureNamespace {
   readonly ns: string;
@@ -25,9 +21,9 @@ export class TunFixtureNamespace {
   }
 
   create(): void {
-    run('ip', ['netns', 'add', this.ns]);
+    run(['ip', 'netns', 'add', this.ns]);
     this.created = true;
-    run('ip', ['-n', this.ns, 'link', 'set', 'lo', 'up']);
+    run(['ip', '-n', this.ns, 'link', 'set', 'lo', 'up']);
   }
 
   /** Runs `<script>.js <mode> ...args` in the namespace and returns its JSON report. */
@@ -56,6 +52,6 @@ export class TunFixtureNamespace {
         }
       }
     }
-    if (this.created) spawnSync('ip', ['netns', 'del', this.ns]);
+    if (this.created) tryRun(['ip', 'netns', 'del', this.ns]);
   }
 }

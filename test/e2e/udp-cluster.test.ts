@@ -180,7 +180,15 @@ describe('udp backend: three hosts, one etcd', () => {
     let now = before;
     const delta = (r: string) => (now.get(key(r)) ?? 0) - (before.get(key(r)) ?? 0);
     // Wait until all six are counted (however loaded the machine), then a little longer for any extra.
-    await waitFor('six drops counted', () => ((now = scrape(h1, HEALTHZ)), reasons.reduce((n, r) => n + delta(r), 0) >= 6), 5000, 100);
+    await waitFor(
+      'six drops counted',
+      () => {
+        now = scrape(h1, HEALTHZ);
+        return reasons.reduce((n, r) => n + delta(r), 0) >= 6;
+      },
+      5000,
+      100,
+    );
     await sleep(200);
     now = scrape(h1, HEALTHZ);
     assert.equal(delta('truncated'), 2);
