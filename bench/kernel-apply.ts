@@ -11,8 +11,8 @@
 
 import { HostGwBackend } from '../src/backend/hostgw/hostgw-backend';
 import { VxlanBackend } from '../src/backend/vxlan/vxlan-backend';
-import { findExternalInterface } from '../src/cli/iface';
-import { createLogger } from '../src/cli/log';
+import { findExternalInterface } from '../src/daemon/iface';
+import { createLogger } from '../src/util/log';
 import { Ip4Net, parseIp4 } from '../src/routes/ip4';
 import { LeaseDiff, LeaseTable, Peer } from '../src/routes/lease-table';
 import { parseNetworkConfig } from '../src/subnet/config';

@@ -8,8 +8,8 @@ import { Counters } from '../encap/counters';
 import type { Tracer } from '../encap/trace';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
-import type { ExternalInterface } from '../cli/iface';
-import type { Logger } from '../cli/log';
+import type { ExternalInterface } from '../util/external-interface';
+import type { Logger } from '../util/log';
 
 export interface BackendContext {
   ext: ExternalInterface;

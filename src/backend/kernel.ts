@@ -17,7 +17,7 @@
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { Ip4, Ip4Net, parseIp4 } from '../routes/ip4';
 import { LeaseDiff, Peer } from '../routes/lease-table';
-import type { Logger } from '../cli/log';
+import type { Logger } from '../util/log';
 
 /** One command of a batch, with the subnet it is for (to name it in errors). */
 export interface BatchLine {

@@ -26,67 +26,13 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { versionText } from './version';
+import { versionText } from '../util/version';
+import type { FlanneldOptions } from '../daemon/options';
+
+export type { FlanneldOptions };
 
 // ---------------------------------------------------------------------------
 // Public types
-
-/** What flanneld was told to do. Field names are the flags' names in camelCase. */
-export interface FlanneldOptions {
-  /** --etcd-endpoints, split on commas; each `http(s)://host:port`, normalised (no trailing slash). */
-  etcdEndpoints: string[];
-  /** --etcd-prefix, as given (flannel joins keys to it with path.Join). */
-  etcdPrefix: string;
-  /** --etcd-keyfile; undefined when not given. Checked readable at parse time. */
-  etcdKeyfile?: string;
-  /** --etcd-certfile; undefined when not given. Checked readable at parse time. */
-  etcdCertfile?: string;
-  /** --etcd-cafile; undefined when not given. Checked readable at parse time. */
-  etcdCafile?: string;
-  /** --etcd-username; undefined when not given. */
-  etcdUsername?: string;
-  /** --etcd-password; undefined when not given. Never log it (see redactOptions). */
-  etcdPassword?: string;
-  /** --iface, in the order given: interface names or IP addresses. */
-  iface: string[];
-  /** --iface-regex, in the order given; each compiles with compileIfaceRegex. */
-  ifaceRegex: string[];
-  /** --public-ip: an IPv4 address in dotted-quad form; undefined when not given. */
-  publicIp?: string;
-  /** --subnet-file. */
-  subnetFile: string;
-  /** --subnet-lease-renew-margin, in minutes, 1..1439. */
-  subnetLeaseRenewMargin: number;
-  /** --ip-masq. */
-  ipMasq: boolean;
-  /** --healthz-ip: address or host name the health server listens on. */
-  healthzIp: string;
-  /** --healthz-port, 0..65535; 0 means: do not run the health server (flanneld's rule). */
-  healthzPort: number;
-  /** --iptables-resync, in seconds, >= 1. */
-  iptablesResync: number;
-  /** --iptables-forward-rules. */
-  iptablesForwardRules: boolean;
-  /** --admin-socket (flannel-ts only): path of the trace socket; '' disables it. */
-  adminSocket: string;
-  /** --tun-offload (flannel-ts only): TCP super-packets from flannel0 (TSO), split in user space. */
-  tunOffload: boolean;
-  /** --tun-gro (flannel-ts only): coalesce received TCP segments into one GSO write to flannel0. */
-  tunGro: boolean;
-  /** --udp-gso (flannel-ts only): send runs of datagrams to one peer with one UDP_SEGMENT message. */
-  udpGso: boolean;
-  /** --udp-gro (flannel-ts only): receive coalesced datagrams (UDP_GRO) and cut them in user space. */
-  udpGro: boolean;
-  /** -v, klog's verbosity (0 = info; see log.ts for the mapping). */
-  verbosity: number;
-  /**
-   * Flags that were given and accepted but change nothing in flannel-ts
-   * (klog's -vmodule/-log_backtrace_at/-logtostderr..., or an unsupported
-   * flanneld flag given its default value), as `--name`, each once. The
-   * caller should log them so nobody expects an effect.
-   */
-  ignoredFlags: string[];
-}
 
 export class FlagError extends Error {
   readonly code = 'FLANNEL_ERR_FLAG' as const;

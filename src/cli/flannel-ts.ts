@@ -27,19 +27,19 @@ async function run(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'demo':
-      return (await import('./demo')).main(rest);
+      return (await import('../demo/demo')).main(rest);
     case 'shell':
       return (await import('./shell')).main(rest);
     case 'trace':
       return (await import('./trace')).main(rest);
     case 'bench':
-      return (await import('../../bench/throughput')).main(rest);
+      return (await import('../bench/bench')).main(rest);
     case 'cni':
       return (await import('../cni/plugin')).main();
     case 'mk-docker-opts':
       return (await import('./mk-docker-opts')).main(rest);
     case 'version':
-      process.stdout.write(`${(await import('./version')).versionText()}\n`);
+      process.stdout.write(`${(await import('../util/version')).versionText()}\n`);
       return;
     case undefined:
     case '-h':

@@ -5,10 +5,10 @@
 // resynced, flannel0 and subnet.env rewritten. Stock flanneld has no SIGHUP
 // handler, so there it ends the process.
 
-import { Flanneld } from './daemon';
+import { Flanneld } from '../daemon/daemon';
 import { FlagError, parseFlags, redactOptions } from './flags';
-import { createLogger } from './log';
-import { tuneHeapForDaemon } from './heap';
+import { createLogger } from '../util/log';
+import { tuneHeapForDaemon } from '../daemon/heap';
 import { errorMessage } from '../subnet/errors';
 
 export async function main(argv: string[]): Promise<void> {

@@ -12,8 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT, liveNamespaces, readLabState } from '../lab/lab';
-import { defaultStatePath, demoFacts } from './demo/state';
-import { padEnd } from './demo/ui';
+import { defaultStatePath, demoFacts } from '../demo/state';
+import { padEnd } from '../demo/ui';
 
 const USAGE = `usage: flannel-ts shell [--state FILE] [NAME] [-- COMMAND [ARGS...]]
 

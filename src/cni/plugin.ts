@@ -32,7 +32,7 @@ import {
 import { CNI_CODES, CniError, errorText } from './errors';
 import { PluginExec, delegate, execPlugin } from './invoke';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, isSupported, parseVersion, versionAtLeast, versionInfo } from './version';
-import { version } from '../cli/version';
+import { version } from '../util/version';
 
 export interface PluginInput {
   env: NodeJS.ProcessEnv;

@@ -15,7 +15,7 @@ import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { BACKENDS, BACKEND_NETWORKS, BackendName, BackendNode, startBackendCluster, writeBackendConfig } from '../../src/lab/topology';
 import { run, runAsync, waitFor } from '../../src/util/sh';
-import { FIXTURES, failureAware, fixture, startLab } from './helpers';
+import { FIXTURES, failureAware, fixture, startLab } from '../lib/helpers';
 
 const PREFIX: Record<BackendName, string> = {
   udp: '/flannel-ts-test/backends-udp/network',
@@ -273,7 +273,7 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
       endpoint: etcd.endpoint, prefix, backend: 'vxlan', subnetFile: n.subnetFile, network: '198.19.0.0/16', subnetLen: 30,
       publicBase: '198.18.64.0', probePort: 7777, ackPort: 7778, latency: 0, burst: 1000, fill: 0, timeoutMs: 1000, probe: false,
     };
-    const driver = runAsync(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/bench/cp-driver.js'), JSON.stringify(args)], 60_000);
+    const driver = runAsync(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], 60_000);
     const count = () => run(['ip', '-n', h.ns, '-4', 'route', 'show', 'dev', 'flannel.1']).split('\n').filter((l) => l.includes('onlink')).length;
     let doneAt = 0;
     let finished = false;

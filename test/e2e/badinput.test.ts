@@ -13,7 +13,7 @@ import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { NETWORK, dumpLogs, failureAware, leaseKeys, startLab, uniquePrefix, writeConfig } from './helpers';
+import { NETWORK, dumpLogs, failureAware, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 /** Config documents flannel refuses, and the field the one log line must name. */
 const BAD_CONFIGS: { name: string; config: string; field: string; says: RegExp }[] = [

@@ -9,7 +9,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { FIXTURES, failureAware, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from './helpers';
+import { FIXTURES, failureAware, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('bring-up', () => {
   let lab: Lab;

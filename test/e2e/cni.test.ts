@@ -14,7 +14,7 @@ import { CNI_PATH, CniPod, Host } from '../../src/lab/host';
 import { CniInvokeError } from '../../src/cni/runtime';
 import { marshalSorted } from '../../src/cni/conf';
 import { tryRun, waitFor } from '../../src/util/sh';
-import { assertPodsPingAcrossHosts, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { assertPodsPingAcrossHosts, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9102;
 

@@ -8,7 +8,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { runAsync, sleep, waitFor } from '../../src/util/sh';
-import { dumpLogs, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { dumpLogs, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9102;
 

@@ -17,7 +17,7 @@ import { Lab } from '../../src/lab/lab';
 import { EtcdCluster } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { tryRun, waitFor } from '../../src/util/sh';
-import { DEFAULT_CONFIG, failureAware, scrape, uniquePrefix } from './helpers';
+import { DEFAULT_CONFIG, failureAware, scrape, uniquePrefix } from '../lib/helpers';
 
 const HEALTHZ = 9131;
 

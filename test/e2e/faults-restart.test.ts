@@ -11,7 +11,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run, runAsync, sleep, tryRun, waitFor } from '../../src/util/sh';
-import { DEFAULT_CONFIG, FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { DEFAULT_CONFIG, FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9111;
 

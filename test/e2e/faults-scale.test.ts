@@ -10,7 +10,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { waitFor } from '../../src/util/sh';
-import { failureAware, startLab, uniquePrefix, writeConfig } from './helpers';
+import { failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const N = 50;
 

@@ -3,7 +3,7 @@
 //       whose lease the test writes) and from a stranger without a lease;
 //   tx: packets written into A's flannel0 with an AF_PACKET socket, so A reads
 //       them exactly as generated, malformed ones included.
-// The cases and the reference model are in fixtures/fuzz-cases.ts (seeded:
+// The cases and the reference model are in test/lib/fuzz-cases.ts (seeded:
 // FLANNEL_TS_FUZZ_SEED replays a run). What must hold, exactly:
 //   - A never crashes;
 //   - A's drop counters move by the model's tally, reason by reason, and its
@@ -28,8 +28,8 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run, sleep, waitFor } from '../../src/util/sh';
-import { FIXTURES, NETWORK, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
-import { FuzzEnv, INJECT_PY, Verdict, expectRx, fmt4, forwarded, generate, ip4, isForwardOf, net4, readPcap, tally, txPeer } from './fixtures/fuzz-cases';
+import { FIXTURES, NETWORK, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
+import { FuzzEnv, INJECT_PY, Verdict, expectRx, fmt4, forwarded, generate, ip4, isForwardOf, net4, readPcap, tally, txPeer } from '../lib/fuzz-cases';
 
 const SEED = Number(process.env.FLANNEL_TS_FUZZ_SEED ?? 7071);
 const RX_CASES = 3000;

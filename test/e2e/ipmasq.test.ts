@@ -14,7 +14,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { CniPod, Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from './helpers';
+import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const OUTSIDE = '198.18.0.200';
 const NETWORK = '198.19.0.0/16';

@@ -22,7 +22,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run, waitFor } from '../../src/util/sh';
-import { FIXTURES, dumpLogs, failureAware, fixture, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
+import { FIXTURES, dumpLogs, failureAware, fixture, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9102;
 const MIB256 = 256 * 1024 * 1024;

@@ -16,7 +16,7 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd, EtcdPki, makeEtcdPki } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run, sleep, tryRun, waitFor } from '../../src/util/sh';
-import { NETWORK, failureAware, leaseKeys, uniquePrefix } from './helpers';
+import { NETWORK, failureAware, leaseKeys, uniquePrefix } from '../lib/helpers';
 
 const HEALTHZ = 9141;
 

@@ -9,7 +9,7 @@ import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { runAsync } from '../../src/util/sh';
-import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from './helpers';
+import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('flannel-ts trace', () => {
   let lab: Lab;

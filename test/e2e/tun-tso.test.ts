@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TunFixtureNamespace } from './tun-fixture-ns';
+import { TunFixtureNamespace } from '../lib/tun-fixture-ns';
 
 const isRoot = process.getuid?.() === 0;
 const lab = new TunFixtureNamespace('tso', 'tun-tso');

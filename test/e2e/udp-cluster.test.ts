@@ -9,8 +9,8 @@ import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/util/sh';
-import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from './helpers';
-import { udpPacket } from './packets';
+import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
+import { udpPacket } from '../lib/packets';
 
 const HEALTHZ = 9101;
 

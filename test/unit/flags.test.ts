@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { FlagError, FlanneldOptions, parseFlags, parseGoInt, usage, envName, unsupportedFlags, compileIfaceRegex, redactOptions } from '../../src/cli/flags';
-import { version, versionText } from '../../src/cli/version';
+import { version, versionText } from '../../src/util/version';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): FlanneldOptions {
   const r = parseFlags(argv, env);

@@ -1,5 +1,5 @@
 // The packet fuzzer against the data plane itself: thousands of seeded cases
-// (see test/e2e/fixtures/fuzz-cases.ts) through the Encapsulator (packets read
+// (see test/lib/fuzz-cases.ts) through the Encapsulator (packets read
 // from flannel0) and the Decapsulator (datagrams from the underlay), each
 // verdict compared with the reference model, each forwarded packet compared
 // byte for byte with the original (TTL one less, checksum updated), and the
@@ -15,7 +15,7 @@ import { Counters, DROP_REASONS, DropReason } from '../../src/encap/counters';
 import { Encapsulator } from '../../src/encap/encapsulator';
 import { Decapsulator } from '../../src/encap/decapsulator';
 import { IcmpResponder } from '../../src/encap/icmp';
-import { FuzzCase, FuzzEnv, Verdict, fmt4, generate, isForwardOf, ip4, net4, tally, txPeer } from '../e2e/fixtures/fuzz-cases';
+import { FuzzCase, FuzzEnv, Verdict, fmt4, generate, isForwardOf, ip4, net4, tally, txPeer } from '../lib/fuzz-cases';
 
 const SEED = Number(process.env.FLANNEL_TS_FUZZ_SEED ?? 20251122);
 const CASES = 20_000;

@@ -4,8 +4,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 
-import { startHealthServer, HealthzError } from '../../src/cli/healthz';
-import { createLogger, levelForVerbosity } from '../../src/cli/log';
+import { startHealthServer, HealthzError } from '../../src/daemon/healthz';
+import { createLogger, levelForVerbosity } from '../../src/util/log';
 
 interface Reply {
   status: number;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { D_LEN, D_OFF, DESC_WORDS, PacketBatch } from '../../src/tun/batch';
 import { type GroUnit } from '../../src/tun/native';
-import { nativeOrSkip } from './native-addon';
+import { nativeOrSkip } from '../lib/native-addon';
 import {
   ACK,
   FIN,
@@ -22,7 +22,7 @@ import {
   sum16,
   tcpSeg,
   tsOption,
-} from '../e2e/fixtures/tun-tcp';
+} from '../lib/tun-tcp';
 
 const { addon, skip } = nativeOrSkip();
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import { describe, it } from 'node:test';
 import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS } from '../../src/tun/batch';
-import { nativeOrSkip } from './native-addon';
-import { ACK, FIN, PSH, ipChecksumOk, l4ChecksumOk, pseudoSum, segmentLikeKernel, sum16, tcpSeg, tsOption } from '../e2e/fixtures/tun-tcp';
+import { nativeOrSkip } from '../lib/native-addon';
+import { ACK, FIN, PSH, ipChecksumOk, l4ChecksumOk, pseudoSum, segmentLikeKernel, sum16, tcpSeg, tsOption } from '../lib/tun-tcp';
 
 const { addon, skip } = nativeOrSkip();
 

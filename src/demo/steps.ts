@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
-import { Lab, REPO_ROOT } from '../../lab/lab';
-import { Etcd } from '../../lab/etcd';
-import { Host, Pod, SubnetEnv } from '../../lab/host';
-import { BackendNode, setupVxlan } from '../../lab/topology';
-import { run, runAsync, sleep, tryRun, waitFor } from '../../util/sh';
+import { Lab, REPO_ROOT } from '../lab/lab';
+import { Etcd } from '../lab/etcd';
+import { Host, Pod, SubnetEnv } from '../lab/host';
+import { BackendNode, setupVxlan } from '../lab/topology';
+import { run, runAsync, sleep, tryRun, waitFor } from '../util/sh';
 import { Ui } from './ui';
 import { Text } from './text';
 import { decodeFlannelDatagram, readPcap } from './pcap';

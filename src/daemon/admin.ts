@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { TraceEvent, TraceFilter, Tracer } from '../encap/trace';
 import { parseIp4 } from '../routes/ip4';
-import type { Logger } from './log';
+import type { Logger } from '../util/log';
 
 export interface AdminHandlers {
   /** Attaches a tracer to the data plane; false when the backend forwards in the kernel (nothing to trace). */

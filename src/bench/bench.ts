@@ -13,14 +13,14 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { Lab } from '../src/lab/lab';
-import { Etcd } from '../src/lab/etcd';
-import { Host, Pod } from '../src/lab/host';
-import { BACKENDS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../src/lab/topology';
-import { tryRun, sleep } from '../src/util/sh';
-import { controlPlaneBench, startSink } from './lib/control-plane';
-import { cpuSeconds, ping, quantile, tcp, udpSmall } from './lib/measure';
-import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, formatTable, renderSvg, summarize } from './lib/report';
+import { Lab } from '../lab/lab';
+import { Etcd } from '../lab/etcd';
+import { Host, Pod } from '../lab/host';
+import { BACKENDS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
+import { tryRun, sleep } from '../util/sh';
+import { controlPlaneBench, startSink } from './control-plane';
+import { cpuSeconds, ping, quantile, tcp, udpSmall } from './measure';
+import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, formatTable, renderSvg, summarize } from './report';
 
 export interface BenchOptions {
   backends: BackendName[];

@@ -10,12 +10,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Etcd } from '../../src/lab/etcd';
-import { Host } from '../../src/lab/host';
-import { Lab, REPO_ROOT, waitForLog } from '../../src/lab/lab';
-import { BackendName, BackendNode, writeBackendConfig } from '../../src/lab/topology';
-import { run, runAsync, sleep } from '../../src/util/sh';
-import type { DriverArgs, DriverResult } from '../cp-driver';
+import { Etcd } from '../lab/etcd';
+import { Host } from '../lab/host';
+import { Lab, REPO_ROOT, waitForLog } from '../lab/lab';
+import { BackendName, BackendNode, writeBackendConfig } from '../lab/topology';
+import { run, runAsync, sleep } from '../util/sh';
+import type { DriverArgs, DriverResult } from './cp-driver';
 import { memoryMiB, quantile } from './measure';
 import { ControlPlaneResult } from './report';
 
@@ -40,7 +40,7 @@ export async function startSink(lab: Lab): Promise<void> {
   run(['ip', '-n', ns, 'route', 'add', 'local', FAKE_PUBLIC, 'dev', 'lo']);
   run(['ip', '-n', ns, 'route', 'add', 'local', CP_NETWORK, 'dev', 'lo']);
   const log = path.join(lab.dir, 'cp-sink.log');
-  lab.spawnIn(ns, [process.execPath, path.join(REPO_ROOT, 'dist/bench/cp-sink.js'), String(ACK_PORT), '8285', '8472', String(PROBE_PORT)], log);
+  lab.spawnIn(ns, [process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-sink.js'), String(ACK_PORT), '8285', '8472', String(PROBE_PORT)], log);
   await waitForLog(log, /listening/, 10_000);
 }
 
@@ -83,7 +83,7 @@ export async function controlPlaneBench(lab: Lab, etcd: Etcd, backend: BackendNa
     };
     o.progress(`control plane ${backend}: ${o.leases} leases one by one, ${o.burst} at once, then up to ${o.memoryLeases}`);
     const timeoutMs = 360_000 + o.leases * 100 + o.memoryLeases * 10;
-    const r = await runAsync(['ip', 'netns', 'exec', host.ns, process.execPath, path.join(REPO_ROOT, 'dist/bench/cp-driver.js'), JSON.stringify(args)], timeoutMs);
+    const r = await runAsync(['ip', 'netns', 'exec', host.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], timeoutMs);
     if (r.status !== 0) throw new Error(`control-plane driver for ${backend} failed (exit ${r.status}): ${r.stderr.trim()}\n${node.logTail()}`);
     const d = JSON.parse(r.stdout.trim().split('\n').pop()!) as DriverResult;
     await sleep(1000);

@@ -12,10 +12,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, destroyFromState, isRecordedProcessAlive, liveNamespaces, readLabState } from '../lab/lab';
 import { which } from '../util/sh';
-import { Ui } from './demo/ui';
-import { Text, text } from './demo/text';
-import { DemoRun, ETCD_PREFIX } from './demo/steps';
-import { defaultStatePath } from './demo/state';
+import { Ui } from './ui';
+import { Text, text } from './text';
+import { DemoRun, ETCD_PREFIX } from './steps';
+import { defaultStatePath } from './state';
 
 const USAGE = `usage: flannel-ts demo [--keep] [--lang en|zh] [--plain] [--state FILE]
        flannel-ts demo --down [--state FILE]

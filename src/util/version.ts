@@ -1,6 +1,6 @@
 // flannel-ts's version, read from package.json at run time.
 //
-// The compiled file lives in dist/src/cli/, the source in src/cli/; rather than
+// The compiled file lives in dist/src/util/, the source in src/util/; rather than
 // hard-code either depth, walk up from this file to the first package.json
 // whose name is "flannel-ts". Read once, on first use.
 

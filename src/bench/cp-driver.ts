@@ -21,9 +21,9 @@
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import { Etcd3 } from 'etcd3';
-import { Ip4Net, formatIp4, parseIp4 } from '../src/routes/ip4';
-import { formatLeaseValue } from '../src/subnet/lease-value';
-import { subnetKey } from '../src/subnet/subnets';
+import { Ip4Net, formatIp4, parseIp4 } from '../routes/ip4';
+import { formatLeaseValue } from '../subnet/lease-value';
+import { subnetKey } from '../subnet/subnets';
 import { probePayload } from './cp-probe';
 
 export interface DriverArgs {

@@ -20,11 +20,11 @@ import { EtcdRegistry, preloadEtcd3 } from '../subnet/registry';
 import { RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
 import { readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
 import { SubnetManager } from '../subnet/subnet-manager';
-import { FlanneldOptions } from './flags';
+import type { FlanneldOptions } from './options';
 import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
 import { ExternalInterface, findExternalInterface } from './iface';
-import { Logger } from './log';
+import { Logger } from '../util/log';
 import type { Registry } from 'prom-client';
 
 export class Flanneld {

@@ -5,15 +5,10 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import type { ExternalInterface } from '../util/external-interface';
 
-export interface ExternalInterface {
-  name: string;
-  /** The interface's own IPv4 address (the UDP socket binds here). */
-  ifaceAddr: string;
-  /** What peers send to (--public-ip, or ifaceAddr). */
-  publicIp: string;
-  mtu: number;
-}
+export type { ExternalInterface };
+
 
 export class IfaceError extends Error {
   readonly code = 'FLANNEL_ERR_IFACE';

@@ -1,6 +1,6 @@
 // A network namespace for one TUN test file and a runner for its fixture
 // script: the fixture runs inside the namespace (it refuses to run anywhere
-// else, see fixtures/tun-guard.ts) and prints a JSON report as its last line.
+// else, see test/e2e/fixtures/tun-guard.ts) and prints a JSON report as its last line.
 // `create` in before(), `destroy` in after(): children killed by pid, the
 // namespace deleted, also when a test failed.
 
@@ -28,7 +28,7 @@ export class TunFixtureNamespace {
 
   /** Runs `<script>.js <mode> ...args` in the namespace and returns its JSON report. */
   async fixture(mode: string, ...args: string[]): Promise<Record<string, any>> {
-    const file = path.join(__dirname, 'fixtures', `${this.script}.js`);
+    const file = path.join(__dirname, '..', 'e2e', 'fixtures', `${this.script}.js`);
     const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, file, mode, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, FTUN_NETNS: this.ns }, // fixtures refuse to run outside it (tun-guard.ts)

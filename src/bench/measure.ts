@@ -2,8 +2,8 @@
 // ping RTTs, and a daemon's CPU time and memory from /proc.
 
 import * as fs from 'node:fs';
-import { Pod } from '../../src/lab/host';
-import { runAsync } from '../../src/util/sh';
+import { Pod } from '../lab/host';
+import { runAsync } from '../util/sh';
 
 export interface TcpResult {
   bps: number;

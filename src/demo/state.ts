@@ -6,7 +6,7 @@
 
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { LabState } from '../../lab/lab';
+import type { LabState } from '../lab/lab';
 
 export function defaultStatePath(): string {
   return process.env.FLANNEL_TS_DEMO_STATE || path.join(os.tmpdir(), 'flannel-ts-demo', 'state.json');
