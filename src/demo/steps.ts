@@ -9,7 +9,7 @@ import { Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, Pod, SubnetEnv } from '../lab/host';
 import { BackendNode, setupVxlan } from '../lab/topology';
-import { run, sleep, tryRun, waitFor } from '../lab/sh';
+import { run, tryRun, waitFor } from '../lab/sh';
 import { execStatus } from '../util/exec';
 import { Ui } from './ui';
 import { Text } from './text';
