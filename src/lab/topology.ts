@@ -215,14 +215,3 @@ export function setupVxlan(hosts: Host[], underlayMtu: number): Pod[] {
   });
   return hosts.map((h, i) => bridgeWithPod(h, 'brvx', { network: '', subnet: subnets[i].replace(/\.0$/, '.1/24'), mtu: underlayMtu - 50, ipMasq: false }, 'vx'));
 }
-
-/** flannel's host-gw backend by hand: a route per peer subnet via the peer's underlay address. */
-export function setupHostGw(hosts: Host[], underlayMtu: number): Pod[] {
-  const subnets = hosts.map((_, i) => `198.19.${210 + i}.0`);
-  hosts.forEach((h, i) => {
-    hosts.forEach((peer, j) => {
-      if (i !== j) h.exec(['ip', 'route', 'add', `${subnets[j]}/24`, 'via', peer.ip, 'dev', 'eth0']);
-    });
-  });
-  return hosts.map((h, i) => bridgeWithPod(h, 'brgw', { network: '', subnet: subnets[i].replace(/\.0$/, '.1/24'), mtu: underlayMtu, ipMasq: false }, 'gw'));
-}
