@@ -23,5 +23,6 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f build/Release/flannel_tun.node ] || npm run install
+# Both modules of binding.gyp: the product's addon and its test build.
+{ [ -f build/Release/flannel_tun.node ] && [ -f build/Release/flannel_tun_test.node ]; } || npm run install
 npm run --silent build
