@@ -11,7 +11,7 @@
 // the traffic gap of `systemctl restart` roughly in half.
 
 import { Backend, createBackend } from '../backend';
-import { IptablesManager } from '../iptables';
+import { TrafficManager, TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
 import { formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
@@ -38,7 +38,7 @@ export class Flanneld {
   private backend: Backend | undefined;
   private config: NetworkConfig | undefined;
   private lease: Lease | undefined;
-  private iptables: IptablesManager | undefined;
+  private traffic: TrafficManager | undefined;
   private mtu = 0;
   private ready = false;
   private notReady = 'starting';
@@ -70,6 +70,7 @@ export class Flanneld {
           leases: () => ({ local: this.lease?.subnet.toString(), backend: this.backend?.type, peers: this.table?.describe() ?? [] }),
         },
         this.log,
+        o.adminSocketGiven,
       );
     }
 
@@ -139,7 +140,7 @@ export class Flanneld {
     // The first list replaces the saved leases of a quick restart (the differences are logged).
     this.sm.startWatch(table);
 
-    await this.startIptables();
+    await this.startTraffic();
     await this.writeSubnetEnv();
     this.ready = true;
     this.notReady = '';
@@ -219,21 +220,32 @@ export class Flanneld {
 
   /**
    * flannel's traffic rules, once the lease is known and before subnet.env
-   * says whether flanneld masquerades: --ip-masq (a failure stops the start:
-   * pods would otherwise leave the overlay unmasqueraded), then
-   * --iptables-forward-rules (a failure is logged; the resync retries), then
+   * says whether flanneld masquerades, in the mode the network config names
+   * (EnableNFTables: nftables, else iptables). The other mode's leftovers go
+   * first. Then this start's flags are reconciled with what the last run left
+   * (rules outlive a stop): the --ip-masq and --iptables-forward-rules sets are
+   * made exactly as asked, and an unasked set an earlier run left is removed.
+   * A failure stops the start with --ip-masq (pods would otherwise leave the
+   * overlay unmasqueraded), else it is logged and the resync retries; then
    * the resync loop every --iptables-resync seconds.
    */
-  private async startIptables(): Promise<void> {
+  private async startTraffic(): Promise<void> {
     const o = this.opts;
-    if (!o.ipMasq && !o.iptablesForwardRules) return;
-    const ipt = (this.iptables = new IptablesManager({ log: this.log }));
+    const mode: TrafficMode = this.config!.enableNFTables ? 'nftables' : 'iptables';
+    await removeLeftovers(mode, this.log);
+    const t = (this.traffic = createTrafficManager(mode, { log: this.log, randomFully: o.ipMasqFullyRandomDisable ? false : undefined }));
     const network = this.config!.network.toString();
-    if (o.ipMasq) await ipt.setMasq(network, this.lease!.subnet.toString());
-    if (o.iptablesForwardRules) {
-      await ipt.setForward(network).catch((e: unknown) => this.log.error({ err: e }, `Failed to add the FORWARD rules (retrying every ${o.iptablesResync} s)`));
+    try {
+      await t.configure({
+        masq: o.ipMasq ? { network, subnet: this.lease!.subnet.toString() } : undefined,
+        forward: o.iptablesForwardRules ? { network } : undefined,
+      });
+    } catch (e) {
+      // Without masquerade, pods would leave the overlay with their own addresses: stop the start.
+      if (o.ipMasq) throw e;
+      this.log.error({ err: e }, `Failed to set up flannel's ${t.mode} rules (retrying every ${o.iptablesResync} s): ${(e as Error).message}`);
     }
-    ipt.startResync(o.iptablesResync);
+    if (o.ipMasq || o.iptablesForwardRules) t.startResync(o.iptablesResync);
   }
 
   private async writeSubnetEnv(): Promise<void> {
@@ -264,7 +276,7 @@ export class Flanneld {
     try {
       this.table!.setLocalSubnet(lease.subnet);
       await this.backend!.relocate(lease);
-      if (this.opts.ipMasq) await this.iptables?.setMasq(this.config!.network.toString(), lease.subnet.toString());
+      if (this.opts.ipMasq) await this.traffic?.setMasq(this.config!.network.toString(), lease.subnet.toString());
       await this.writeSubnetEnv();
     } catch (e) {
       this.log.error({ err: e }, `Could not move to the new lease ${lease.subnet}`);
@@ -298,7 +310,7 @@ export class Flanneld {
     sm.resync();
     try {
       await backend.relocate(lease);
-      await this.iptables?.ensure();
+      await this.traffic?.ensure();
       await this.writeSubnetEnv();
     } catch (e) {
       this.log.error({ err: e }, `SIGHUP: could not re-apply this node's state: ${(e as Error).message}`);
@@ -309,7 +321,9 @@ export class Flanneld {
 
   /**
    * Stops forwarding and removes the backend's devices; keeps the lease in
-   * etcd (flannel does). Removes the masquerade rules; the FORWARD rules stay.
+   * etcd (flannel does). The masquerade and forward rules stay (upstream >=
+   * 0.27): pods keep masquerading new connections while flanneld restarts,
+   * and the next start reconciles them. `flannel-ts cleanup` removes them.
    */
   async stop(): Promise<void> {
     if (this.ready && this.backend?.type === 'udp' && this.lease && this.table && this.sm?.configText) {
@@ -317,10 +331,7 @@ export class Flanneld {
     }
     this.ready = false;
     this.stopper.abort();
-    if (this.iptables) {
-      await this.iptables.stop();
-      await this.iptables.removeMasq().catch((e: unknown) => this.log.error({ err: e }, 'Could not remove the masquerade rules'));
-    }
+    await this.traffic?.stop();
     await this.admin?.close();
     await this.backend?.stop();
     await this.sm?.close();
