@@ -18,11 +18,13 @@ import { NetworkConfig } from '../subnet/config';
 import { describeConfigDifference } from '../subnet/config-change';
 import { EtcdRegistry, preloadEtcd3 } from '../subnet/registry';
 import { RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
-import { readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
+import { formatSubnetFile, readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
+import * as fs from 'node:fs';
 import { SubnetManager } from '../subnet/subnet-manager';
 import type { FlanneldOptions } from './options';
 import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
+import { SystemdNotifier } from './notify';
 import { ExternalInterface, findExternalInterface } from './iface';
 import { Logger } from '../util/log';
 import type { Registry } from 'prom-client';
@@ -43,11 +45,33 @@ export class Flanneld {
   private ready = false;
   private notReady = 'starting';
   private metricsRegistry: Registry | undefined;
+  private readonly notifier: SystemdNotifier;
 
   constructor(
     private readonly opts: FlanneldOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.notifier = new SystemdNotifier(log);
+  }
+
+  /**
+   * THE readiness condition, for /readyz and systemd's READY=1 alike (one
+   * place, so a new condition, e.g. "the data-plane thread forwards", is added
+   * once). flanneld is ready when, by THIS start:
+   *  - cold start: the lease is held, the backend forwards (flannel0 up), the
+   *    traffic rules are set, and subnet.env has been written;
+   *  - warm start of the udp backend (a planned restart): flannel0 forwards on
+   *    the leases saved at the last stop and subnet.env has been read back and
+   *    found to be exactly what this start would write (confirmed). That is
+   *    reached even while etcd is unreachable, so a Type=notify unit does not
+   *    kill a daemon that carries traffic; etcd confirms the lease later.
+   */
+  private markReady(how: string): void {
+    const first = !this.ready;
+    this.ready = true;
+    this.notReady = '';
+    this.notifier.send(first ? ['READY=1', `STATUS=${how}`] : [`STATUS=${how}`]);
+  }
 
   /** Brings the node up; rejects on a start-up error (the caller exits 1). */
   async start(): Promise<void> {
@@ -142,8 +166,7 @@ export class Flanneld {
 
     await this.startTraffic();
     await this.writeSubnetEnv();
-    this.ready = true;
-    this.notReady = '';
+    this.markReady(`ready: lease ${this.lease.subnet}, ${table.size} peers`);
     this.log.info('flanneld is ready');
     // Metrics were kept off the start-up path; from now on they are collected (event-loop delay included).
     if (o.healthzPort > 0) setImmediate(() => this.metrics());
@@ -173,12 +196,26 @@ export class Flanneld {
       this.table = table;
       this.lease = { subnet: w.subnet, publicIp: parseIp4(this.ext!.publicIp), backendType: backend.type };
       this.log.info(`Quick restart: forwarding on the ${table.size} leases known at the last stop (${Math.round((Date.now() - w.savedAt) / 1000)} s ago) while etcd confirms them`);
+      if (this.subnetEnvConfirmed(w)) {
+        this.markReady(`forwarding on the ${table.size} leases saved at the last stop; confirming with etcd`);
+        this.log.info(`Ready on the saved leases (${o.subnetFile} confirmed); etcd confirms the lease next`);
+      }
     } catch (e) {
       this.log.warn({ err: e }, `Quick restart not possible (${(e as Error).message}); starting cold`);
       await this.backend?.stop().catch(() => undefined);
       this.backend = undefined;
       this.table = undefined;
       this.lease = undefined;
+    }
+  }
+
+  /** Whether subnet.env holds exactly what this warm start would write (then it is not rewritten before etcd answers). */
+  private subnetEnvConfirmed(w: RestartState): boolean {
+    try {
+      const want = formatSubnetFile({ network: w.config.network, subnet: w.subnet, mtu: this.mtu, ipMasq: this.opts.ipMasq });
+      return fs.readFileSync(this.opts.subnetFile, 'utf8') === want;
+    } catch {
+      return false;
     }
   }
 
@@ -326,6 +363,7 @@ export class Flanneld {
    * and the next start reconciles them. `flannel-ts cleanup` removes them.
    */
   async stop(): Promise<void> {
+    this.notifier.send(['STOPPING=1']);
     if (this.ready && this.backend?.type === 'udp' && this.lease && this.table && this.sm?.configText) {
       saveRestartState(this.opts.subnetFile, { publicIp: this.lease.publicIp, subnet: this.lease.subnet, configText: this.sm.configText, peers: this.table.peers() }, this.log);
     }
