@@ -14,6 +14,7 @@
 //   'config' (change?: string)  the config in etcd now differs from the running
 //                               one (what changed), or matches it again (undefined)
 
+import { leaseProblem } from './lease-check';
 import { EventEmitter } from 'node:events';
 import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
@@ -103,6 +104,8 @@ export class SubnetManager extends EventEmitter {
   private reacquiring: Promise<void> | undefined;
   private activeWatch: { watch: LeaseWatch; end: () => void } | undefined;
   private lastLogged = new Map<string, string>();
+  /** Lease keys already warned about (key + reason), so each bad key is logged once. */
+  private readonly warnedLeases = new Set<string>();
   /** How the config in etcd differs from the running one, as last reported (undefined: the same). */
   private configDrift: string | undefined;
 
@@ -515,7 +518,7 @@ export class SubnetManager extends EventEmitter {
   }
 
   private applySnapshot(leases: RegistryLease[]): void {
-    if (this.table) this.emitDiff(this.table.reset(leases.filter(this.accept)));
+    if (this.table) this.emitDiff(this.table.reset(leases.filter((l) => this.admit(l))));
     const own = this.own;
     if (!own || this.reacquiring) return;
     const current = leases.find((l) => l.subnet.equals(own.subnet));
@@ -544,7 +547,7 @@ export class SubnetManager extends EventEmitter {
         }
       }
     }
-    if (this.table) this.emitDiff(this.accept(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
+    if (this.table) this.emitDiff(this.admit(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
   }
 
   private onDelete(subnet: Ip4Net): void {
@@ -592,6 +595,38 @@ export class SubnetManager extends EventEmitter {
     if (up) this.log.info('etcd is reachable');
     else this.log.warn('etcd is unreachable; existing routes are kept, retrying');
     this.emit('etcd', up);
+  }
+
+  /**
+   * Whether a lease from etcd may enter the lease table: it fits the network
+   * config (see lease-check.ts) and the backend can reach it. A bad one is
+   * ignored with one warning naming its key; another subnet carrying this
+   * node's own PublicIP is a warning (a duplicate PublicIP: two nodes
+   * configured alike, or a stale lease of this node's).
+   */
+  private admit(lease: RegistryLease): boolean {
+    const own = this.own;
+    const isOwn = own !== undefined && lease.subnet.equals(own.subnet);
+    const problem = this.cfg && !isOwn ? leaseProblem(lease.subnet, lease.publicIp, this.cfg) : undefined;
+    if (problem !== undefined) {
+      this.warnLeaseOnce(lease.key, `ignoring subnet lease ${lease.key}: ${problem} (FLANNEL_ERR_LEASE_INVALID; delete the key or fix its value)`);
+      return false;
+    }
+    if (!isOwn && lease.publicIp === this.attrs.publicIp) {
+      this.warnLeaseOnce(
+        lease.key,
+        `subnet lease ${lease.key} carries this node's PublicIP ${formatIp4(lease.publicIp)} (duplicate PublicIP): another node with the same --public-ip, or a stale lease of this node's; give each node its own --public-ip or delete the key`,
+      );
+    }
+    return this.accept(lease);
+  }
+
+  private warnLeaseOnce(key: string, msg: string): void {
+    const k = `${key}\n${msg}`;
+    if (this.warnedLeases.has(k)) return;
+    if (this.warnedLeases.size > 10_000) this.warnedLeases.clear(); // a flood of keys: forget, rather than grow
+    this.warnedLeases.add(k);
+    this.log.warn({ key }, msg);
   }
 
   /** Logs `msg` unless it is what this channel logged last (flannel repeats it every second; we don't). */
