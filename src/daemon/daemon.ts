@@ -25,6 +25,8 @@ import type { FlanneldOptions } from './options';
 import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
 import { SystemdNotifier } from './notify';
+import { BlackholeRoute } from './blackhole';
+import { warnIfNoBrNetfilter } from './host-checks';
 import { ExternalInterface, findExternalInterface } from './iface';
 import { Logger } from '../util/log';
 import type { Registry } from 'prom-client';
@@ -41,6 +43,7 @@ export class Flanneld {
   private config: NetworkConfig | undefined;
   private lease: Lease | undefined;
   private traffic: TrafficManager | undefined;
+  private blackhole: BlackholeRoute | undefined;
   private mtu = 0;
   private ready = false;
   private notReady = 'starting';
@@ -76,7 +79,7 @@ export class Flanneld {
   /** Brings the node up; rejects on a start-up error (the caller exits 1). */
   async start(): Promise<void> {
     const o = this.opts;
-    this.ext = findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
+    this.ext = await findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, ifaceCanReach: o.ifaceCanReach, publicIp: o.publicIp });
     this.log.info({ iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu }, `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`);
     if (o.healthzPort > 0) await this.startHealth();
     // Before anything changes on the host: a bad --admin-socket is an exit 1
@@ -165,6 +168,10 @@ export class Flanneld {
     this.sm.startWatch(table);
 
     await this.startTraffic();
+    if (o.ipBlackholeRoute) {
+      this.blackhole = new BlackholeRoute(this.lease.subnet, o.iptablesResync, this.log);
+      this.blackhole.start();
+    }
     await this.writeSubnetEnv();
     this.markReady(`ready: lease ${this.lease.subnet}, ${table.size} peers`);
     this.log.info('flanneld is ready');
@@ -269,6 +276,7 @@ export class Flanneld {
   private async startTraffic(): Promise<void> {
     const o = this.opts;
     const mode: TrafficMode = this.config!.enableNFTables ? 'nftables' : 'iptables';
+    if (mode === 'iptables') warnIfNoBrNetfilter(this.log);
     await removeLeftovers(mode, this.log);
     const t = (this.traffic = createTrafficManager(mode, { log: this.log, randomFully: o.ipMasqFullyRandomDisable ? false : undefined }));
     const network = this.config!.network.toString();
@@ -313,6 +321,7 @@ export class Flanneld {
     try {
       this.table!.setLocalSubnet(lease.subnet);
       await this.backend!.relocate(lease);
+      await this.blackhole?.setSubnet(lease.subnet);
       if (this.opts.ipMasq) await this.traffic?.setMasq(this.config!.network.toString(), lease.subnet.toString());
       await this.writeSubnetEnv();
     } catch (e) {
@@ -370,6 +379,7 @@ export class Flanneld {
     this.ready = false;
     this.stopper.abort();
     await this.traffic?.stop();
+    await this.blackhole?.stop();
     await this.admin?.close();
     await this.backend?.stop();
     await this.sm?.close();
