@@ -145,7 +145,7 @@ describe('nftables mode (EnableNFTables)', () => {
     // iptables mode with --ip-masq on that host: exit 1, naming the binary and both ways out.
     const r = n2.tryExec(['env', `PATH=${onlyIpNft}`, process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${iptPrefix}`, '--iface=eth0', `--subnet-file=${path.join(n2.dir, 'ipt.env')}`, '--admin-socket=', '--ip-masq'], 30_000);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /iptables-save is not installed or not on PATH \(install the iptables package, or set "EnableNFTables": true/);
+    assert.match(r.stderr, /iptables-save is not installed or not on PATH \(install the iptables package, or set \\?"EnableNFTables\\?": true/);
     // nftables mode without nft: the same, for nft.
     const onlyIp = restrictedPath('path-ip', ['ip']);
     const r2 = n2.tryExec(['env', `PATH=${onlyIp}`, process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${nftPrefix}`, '--iface=eth0', `--subnet-file=${n2.subnetFile}`, '--admin-socket=', '--ip-masq'], 30_000);
