@@ -4,6 +4,7 @@
 
 import { cleanupHost } from '../daemon/cleanup';
 import { createLogger } from '../util/log';
+import { FlannelError } from '../util/errors';
 
 export async function main(argv: string[]): Promise<void> {
   let subnetFile = process.env.FLANNELD_SUBNET_FILE || '/run/flannel/subnet.env';
@@ -24,6 +25,6 @@ export async function main(argv: string[]): Promise<void> {
   for (const x of r.removed) process.stdout.write(`removed ${x}\n`);
   if (r.removed.length === 0) process.stdout.write('nothing of flanneld\'s to remove\n');
   if (r.failed.length > 0) {
-    throw Object.assign(new Error(`FLANNEL_ERR_CLEANUP: could not remove: ${r.failed.join('; ')} (run as root, with flanneld stopped)`), { code: 'FLANNEL_ERR_CLEANUP' });
+    throw new FlannelError('FLANNEL_ERR_CLEANUP', `could not remove: ${r.failed.join('; ')} (run as root, with flanneld stopped)`);
   }
 }

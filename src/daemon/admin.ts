@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { TraceEvent, TraceFilter, Tracer } from '../encap/trace';
 import { parseIp4 } from '../routes/ip4';
 import type { Logger } from '../util/log';
+import { FlannelError } from '../util/errors';
 
 export interface AdminHandlers {
   /** Attaches a tracer to the data plane; false when the backend forwards in the kernel (nothing to trace). */
@@ -24,7 +25,7 @@ export interface AdminServer {
 /**
  * Listens on `socketPath`. A socket file already there is probed first: a
  * stale one (nobody answers) is removed; a live one belongs to another
- * flanneld, which is an error (FLANNEL_ERR_ADMIN_SOCKET_IN_USE) when
+ * flanneld, which is an error (FLANNEL_ERR_ADMIN) when
  * --admin-socket was `given`, else a warning and `undefined` (flanneld runs
  * without tracing rather than take another daemon's socket).
  */
@@ -85,7 +86,7 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
     server.once('error', (e: NodeJS.ErrnoException) => {
       // Another flanneld started at the same moment and won the race.
       if (e.code === 'EADDRINUSE' && !given) return resolve(false);
-      reject(new AdminSocketError(`cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`));
+      reject(new AdminSocketError(`cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`, { cause: e }));
     });
     // Root only: the socket shows every packet's headers. The umask makes it
     // 0600 from its creation (bind happens inside listen(), synchronously),
@@ -109,10 +110,9 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
   };
 }
 
-export class AdminSocketError extends Error {
-  readonly code = 'FLANNEL_ERR_ADMIN_SOCKET' as const;
-  constructor(message: string) {
-    super(message);
+export class AdminSocketError extends FlannelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FLANNEL_ERR_ADMIN', message, options);
     this.name = 'AdminSocketError';
   }
 }

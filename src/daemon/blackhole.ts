@@ -16,7 +16,7 @@
 
 import { Ip4Net } from '../routes/ip4';
 import type { Logger } from '../util/log';
-import { runAsync } from '../util/sh';
+import { execStatus } from '../util/exec';
 
 export const BLACKHOLE_METRIC = 4242;
 
@@ -48,15 +48,15 @@ export class BlackholeRoute {
     if (subnet.equals(this.subnet)) return;
     const old = this.subnet;
     this.subnet = subnet;
-    await runAsync(['ip', 'route', 'del', 'blackhole', old.toString(), 'metric', String(BLACKHOLE_METRIC)], 10_000);
+    await execStatus(['ip', 'route', 'del', 'blackhole', old.toString(), 'metric', String(BLACKHOLE_METRIC)], { timeoutMs: 10_000 });
   }
 
   /** Adds the route if it is missing; never throws (a failure is logged, the next period retries). */
   async ensure(): Promise<void> {
     const dst = this.subnet.toString();
-    const list = await runAsync(['ip', '-4', 'route', 'show', 'type', 'blackhole', 'exact', dst], 10_000);
+    const list = await execStatus(['ip', '-4', 'route', 'show', 'type', 'blackhole', 'exact', dst], { timeoutMs: 10_000 });
     if (list.status === 0 && list.stdout.includes(`metric ${BLACKHOLE_METRIC}`)) return;
-    const add = await runAsync(['ip', 'route', 'replace', 'blackhole', dst, 'metric', String(BLACKHOLE_METRIC)], 10_000);
+    const add = await execStatus(['ip', 'route', 'replace', 'blackhole', dst, 'metric', String(BLACKHOLE_METRIC)], { timeoutMs: 10_000 });
     if (add.status !== 0) {
       this.log.error(`Failed to set up the blackhole route for ${dst} (--ip-blackhole-route; retrying every ${this.periodSeconds} s): ${add.stderr.trim()}`);
       return;

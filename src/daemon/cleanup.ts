@@ -8,11 +8,11 @@
 // the README says how to remove a lease). Run it with flanneld stopped.
 
 import * as fs from 'node:fs';
-import { createTrafficManager, TrafficLogger } from '../iptables';
+import { createTrafficManager } from '../iptables';
 import { onPath } from '../iptables/exec';
 import { readSubnetFile } from '../subnet/subnet-env';
-import { runAsync } from '../util/sh';
-import type { Logger } from '../util/log';
+import { execStatus } from '../util/exec';
+import { type Logger, silentLogger } from '../util/log';
 import { restartStatePath } from '../subnet/restart-state';
 
 export interface CleanupReport {
@@ -22,7 +22,8 @@ export interface CleanupReport {
 
 export async function cleanupHost(subnetFile: string, log: Logger): Promise<CleanupReport> {
   const report: CleanupReport = { removed: [], failed: [] };
-  const quiet: TrafficLogger = { debug() {}, info() {}, warn: (...a: unknown[]) => log.warn(...(a as [string])), error: (...a: unknown[]) => log.error(...(a as [string])) };
+  // The managers' own "Removed ..." lines would repeat what the report prints.
+  const quiet = silentLogger;
   for (const [mode, tool, what] of [
     ['iptables', 'iptables-save', 'iptables chains FLANNEL-POSTRTG and FLANNEL-FWD with their jumps'],
     ['nftables', 'nft', 'nftables table ip flannel-ipv4'],
@@ -36,12 +37,12 @@ export async function cleanupHost(subnetFile: string, log: Logger): Promise<Clea
   }
   const subnet = readSubnetFile(subnetFile, log);
   if (subnet) {
-    const r = await runAsync(['ip', 'route', 'del', 'blackhole', subnet.toString()]);
+    const r = await execStatus(['ip', 'route', 'del', 'blackhole', subnet.toString()]);
     if (r.status === 0) report.removed.push(`blackhole route ${subnet}`);
   }
   for (const dev of ['flannel0', 'flannel.1']) {
     if (!fs.existsSync(`/sys/class/net/${dev}`)) continue;
-    const r = await runAsync(['ip', 'link', 'del', dev]);
+    const r = await execStatus(['ip', 'link', 'del', dev]);
     if (r.status === 0) report.removed.push(`device ${dev}`);
     else report.failed.push(`device ${dev}: ${r.stderr.trim()}`);
   }

@@ -13,12 +13,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { ExternalInterface } from '../util/external-interface';
-import { runAsync } from '../util/sh';
+import { FlannelError } from '../util/errors';
+import { execStatus } from '../util/exec';
 
 export type { ExternalInterface };
 
-export class IfaceError extends Error {
-  readonly code = 'FLANNEL_ERR_IFACE';
+export class IfaceError extends FlannelError {
+  constructor(message: string) {
+    super('FLANNEL_ERR_IFACE', message);
+    this.name = 'IfaceError';
+  }
 }
 
 function ipv4Of(name: string): string | undefined {
@@ -44,7 +48,7 @@ export function defaultRouteInterface(): string | undefined {
 
 /** `ip -j route get <addr>`: the device and source address the kernel would use. */
 export async function routeTo(addr: string): Promise<{ dev: string; src?: string } | undefined> {
-  const r = await runAsync(['ip', '-j', '-4', 'route', 'get', addr], 10_000);
+  const r = await execStatus(['ip', '-j', '-4', 'route', 'get', addr], { timeoutMs: 10_000 });
   if (r.status !== 0) return undefined;
   try {
     const [route] = JSON.parse(r.stdout) as { dev?: string; prefsrc?: string }[];

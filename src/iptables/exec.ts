@@ -1,11 +1,14 @@
-// Runs one firewall command (iptables-save, iptables-restore, nft) without
-// blocking the event loop: the data plane shares it. One place, so the
-// architecture issue's shared async runner can replace it in one edit.
+// Runs one firewall command (iptables-save, iptables-restore, nft) through
+// the project's one async runner (src/util/exec.ts: never blocks the event
+// loop the data plane shares), turning its failure into the mode's error
+// (IptablesError / NftablesError) with what to install when the command is
+// missing.
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { exec } from '../util/exec';
+import { errorMessage } from '../util/errors';
 
-export interface ExecOptions {
+export interface FirewallExecOptions {
   /** Written to stdin (iptables-restore's payload, nft -f -'s script). */
   input?: string;
   timeoutMs?: number;
@@ -15,28 +18,15 @@ export interface ExecOptions {
   installHint: string;
 }
 
-/** Resolves with stdout on exit 0; rejects with opts.error(...) naming the command, its exit and stderr. */
-export function execCommand(cmd: string, args: string[], opts: ExecOptions): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const why = e.code === 'ENOENT' ? `${cmd} is not installed or not on PATH (install ${opts.installHint})` : e.message;
-      reject(opts.error(`cannot run ${cmd}: ${why}`, e));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(opts.error(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${err.trim()}${opts.input ? `\ninput:\n${opts.input}` : ''}`));
-    });
-    child.stdin.on('error', () => undefined); // reported through 'close'
-    child.stdin.end(opts.input ?? '');
-  });
+/** Resolves with stdout on exit 0; rejects with opts.error(...) naming the command, its exit and stderr (and the input). */
+export async function execCommand(cmd: string, args: string[], opts: FirewallExecOptions): Promise<string> {
+  try {
+    return await exec([cmd, ...args], { input: opts.input, timeoutMs: opts.timeoutMs ?? 15_000 });
+  } catch (e) {
+    const missing = (e as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT';
+    const msg = missing ? `cannot run ${cmd}: ${cmd} is not installed or not on PATH (install ${opts.installHint})` : `${errorMessage(e)}${opts.input ? `\ninput:\n${opts.input}` : ''}`;
+    throw opts.error(msg, e);
+  }
 }
 
 /** Whether `cmd` is on PATH (checked without spawning: the daemon's loop must not wait on a process). */

@@ -20,14 +20,13 @@ import {
   supportsRandomFully,
   teardownPayload,
 } from './rules';
-import { RuleKeeper, TrafficDesired, TrafficLogger, TrafficManager } from './traffic';
+import { RuleKeeper, TrafficDesired, TrafficManager } from './traffic';
+import { FlannelError } from '../util/errors';
+import type { Logger } from '../util/log';
 
-export type IptablesLogger = TrafficLogger;
-
-export class IptablesError extends Error {
-  readonly code = 'FLANNEL_ERR_IPTABLES' as const;
+export class IptablesError extends FlannelError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('FLANNEL_ERR_IPTABLES', message, options);
     this.name = 'IptablesError';
   }
 }
@@ -58,7 +57,7 @@ export const systemRunner: IptablesRunner = {
 };
 
 export interface IptablesManagerOptions {
-  log: IptablesLogger;
+  log: Logger;
   runner?: IptablesRunner;
   /** MASQUERADE --random-fully: undefined = when iptables supports it (flannel's default); false = --ip-masq-fully-random-disable. */
   randomFully?: boolean;

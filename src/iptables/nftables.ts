@@ -17,16 +17,17 @@
 // modes masquerade the same traffic.
 
 import { execCommand } from './exec';
-import { RuleKeeper, TrafficDesired, TrafficLogger, TrafficManager } from './traffic';
+import { RuleKeeper, TrafficDesired, TrafficManager } from './traffic';
+import { FlannelError } from '../util/errors';
+import type { Logger } from '../util/log';
 
 export const NFT_TABLE = 'flannel-ipv4';
 export const NFT_MASQ_CHAIN = 'postrtg';
 export const NFT_FORWARD_CHAIN = 'forward';
 
-export class NftablesError extends Error {
-  readonly code = 'FLANNEL_ERR_NFTABLES' as const;
+export class NftablesError extends FlannelError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('FLANNEL_ERR_NFTABLES', message, options);
     this.name = 'NftablesError';
   }
 }
@@ -116,7 +117,7 @@ export const systemNftRunner: NftRunner = {
 };
 
 export interface NftablesManagerOptions {
-  log: TrafficLogger;
+  log: Logger;
   runner?: NftRunner;
   /** masquerade fully-random (default true; false = --ip-masq-fully-random-disable). */
   randomFully?: boolean;

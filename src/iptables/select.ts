@@ -5,10 +5,11 @@
 import { onPath } from './exec';
 import { IptablesManager } from './manager';
 import { NftablesManager } from './nftables';
-import { TrafficLogger, TrafficManager, TrafficMode } from './traffic';
+import { TrafficManager, TrafficMode } from './traffic';
+import type { Logger } from '../util/log';
 
 export interface TrafficOptions {
-  log: TrafficLogger;
+  log: Logger;
   /** false = --ip-masq-fully-random-disable; undefined = the mode's default (iptables: when supported). */
   randomFully?: boolean;
 }
@@ -24,7 +25,7 @@ export function createTrafficManager(mode: TrafficMode, opts: TrafficOptions): T
  * which runs its iptables clean-up unconditionally and exits without
  * iptables). A failure is a warning: the rules in use matter more.
  */
-export async function removeLeftovers(inUse: TrafficMode, log: TrafficLogger): Promise<void> {
+export async function removeLeftovers(inUse: TrafficMode, log: Logger): Promise<void> {
   const other: TrafficMode = inUse === 'nftables' ? 'iptables' : 'nftables';
   const tool = other === 'nftables' ? 'nft' : 'iptables-save';
   if (!onPath(tool)) {

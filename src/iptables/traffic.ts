@@ -22,12 +22,7 @@
 
 export type TrafficMode = 'iptables' | 'nftables';
 
-export interface TrafficLogger {
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
+import type { Logger } from '../util/log';
 
 /** Everything flannel wants of the traffic rules at once (what this start's flags and config say). */
 export interface TrafficDesired {
@@ -73,7 +68,7 @@ export abstract class RuleKeeper {
   readonly stats = { resyncs: 0, reinstalls: 0, failures: 0 };
 
   protected constructor(
-    protected readonly log: TrafficLogger,
+    protected readonly log: Logger,
     private readonly what: string,
   ) {}
 

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT } from './lab';
+import { FlannelError } from '../util/errors';
 
 export const REQUIREMENTS_FILE = path.join(REPO_ROOT, 'scripts/requirements.txt');
 
@@ -65,5 +66,5 @@ export function describeMissing(missing: Requirement[]): string {
 /** Throws (code FLANNEL_ERR_MISSING_COMMAND) when any listed command is missing. */
 export function requireCommands(reqs = readRequirements()): void {
   const missing = missingRequirements(reqs);
-  if (missing.length > 0) throw Object.assign(new Error(describeMissing(missing)), { code: 'FLANNEL_ERR_MISSING_COMMAND' });
+  if (missing.length > 0) throw new FlannelError('FLANNEL_ERR_MISSING_COMMAND', describeMissing(missing));
 }

@@ -21,9 +21,11 @@ import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig, parseNetworkConfig } from './config';
 import { ConfigError, RegistryError, SubnetError, errorMessage } from './errors';
 import { LeaseAttrs } from './lease-value';
-import { Logger, silentLogger } from './log';
+import { Logger, silentLogger } from '../util/log';
 import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
-import { Backoff, sleep } from './sleep';
+import { Backoff } from './backoff';
+import { LogOnce } from '../util/log-once';
+import { sleep } from '../util/sleep';
 import { acquireSubnetLease } from './acquire';
 import { describeConfigChange } from './config-change';
 
@@ -60,14 +62,12 @@ export interface SubnetManagerOptions {
   random?: (n: number) => number;
 }
 
-export declare interface SubnetManager {
-  on(event: 'lease', listener: (lease: Lease) => void): this;
-  on(event: 'change', listener: (diff: LeaseDiff) => void): this;
-  on(event: 'etcd', listener: (up: boolean) => void): this;
-  on(event: 'config', listener: (change: string | undefined) => void): this;
-  once(event: 'lease', listener: (lease: Lease) => void): this;
-  once(event: 'change', listener: (diff: LeaseDiff) => void): this;
-  once(event: 'etcd', listener: (up: boolean) => void): this;
+/** The events a SubnetManager emits, with their arguments (see the header). */
+interface SubnetManagerEvents {
+  lease: [lease: Lease];
+  change: [diff: LeaseDiff];
+  etcd: [up: boolean];
+  config: [change: string | undefined];
 }
 
 interface WatchOutcome {
@@ -78,7 +78,7 @@ interface WatchOutcome {
   requested: boolean;
 }
 
-export class SubnetManager extends EventEmitter {
+export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   private readonly registry: SubnetRegistry;
   private attrs: LeaseAttrs;
   private accept: (lease: Lease) => boolean;
@@ -103,9 +103,7 @@ export class SubnetManager extends EventEmitter {
   private renewing = false;
   private reacquiring: Promise<void> | undefined;
   private activeWatch: { watch: LeaseWatch; end: () => void } | undefined;
-  private lastLogged = new Map<string, string>();
-  /** Lease keys already warned about (key + reason), so each bad key is logged once. */
-  private readonly warnedLeases = new Set<string>();
+  private readonly logOnce: LogOnce;
   /** How the config in etcd differs from the running one, as last reported (undefined: the same). */
   private configDrift: string | undefined;
 
@@ -117,6 +115,7 @@ export class SubnetManager extends EventEmitter {
     this.accept = opts.acceptLease ?? (() => true);
     this.previousSubnet = opts.previousSubnet;
     this.log = opts.log ?? silentLogger;
+    this.logOnce = new LogOnce(this.log);
     this.ttlSec = opts.leaseTtlSec ?? LEASE_TTL_SEC;
     const margin = opts.renewMarginMinutes ?? 60;
     if (!(margin > 0 && margin * 60 < this.ttlSec)) {
@@ -197,7 +196,7 @@ export class SubnetManager extends EventEmitter {
             `Found network config - Backend type: ${config.backendType} (Network ${config.network}, SubnetLen ${config.subnetLen}, ` +
               `subnets ${formatIp4(config.subnetMin)} ... ${formatIp4(config.subnetMax)}, port ${config.port})`,
           );
-          this.lastLogged.delete('config');
+          this.logOnce.reset('config');
           this.cfg = config;
           this.cfgText = text;
           return config;
@@ -208,7 +207,7 @@ export class SubnetManager extends EventEmitter {
       }
       const fields: Record<string, unknown> = { code: (failure as SubnetError).code };
       if (failure instanceof ConfigError) fields.field = failure.field;
-      this.logDistinct('config', 'error', `Couldn't fetch network config: ${failure.message}`, fields);
+      this.logOnce.log('config', 'error', `Couldn't fetch network config: ${failure.message}`, fields);
       await sleep(this.configRetryMs, signal, this.stopper.signal);
     }
   }
@@ -233,14 +232,14 @@ export class SubnetManager extends EventEmitter {
       this.throwIfStopped(signal);
       try {
         const lease = await this.acquireOnce(config, this.previousSubnet);
-        this.lastLogged.delete('acquire');
+        this.logOnce.reset('acquire');
         this.adoptOwn(lease);
         return lease;
       } catch (e) {
         if (!(e instanceof RegistryError)) throw e;
         this.setUp(false);
         const wait = backoff.next();
-        this.logDistinct('acquire', 'error', `Couldn't acquire a subnet lease: ${e.message} (retrying in ${wait / 1000} s)`);
+        this.logOnce.log('acquire', 'error', `Couldn't acquire a subnet lease: ${e.message} (retrying in ${wait / 1000} s)`);
         await sleep(wait, signal, this.stopper.signal);
       }
     }
@@ -334,7 +333,7 @@ export class SubnetManager extends EventEmitter {
     const old = this.own;
     this.own = lease;
     this.scheduleRenew();
-    if (this.table && (!old || !old.subnet.equals(lease.subnet))) {
+    if (this.table && (!old?.subnet.equals(lease.subnet))) {
       this.emitDiff(this.table.setLocalSubnet(lease.subnet));
     }
   }
@@ -356,13 +355,13 @@ export class SubnetManager extends EventEmitter {
       while (!this.closed) {
         try {
           lease = await this.acquireOnce(config, old?.subnet ?? this.previousSubnet);
-          this.lastLogged.delete('reacquire');
+          this.logOnce.reset('reacquire');
           break;
         } catch (e) {
           if (this.closed) return;
           if (e instanceof RegistryError) this.setUp(false);
           const wait = backoff.next();
-          this.logDistinct('reacquire', 'error', `Couldn't re-acquire a subnet lease: ${errorMessage(e)} (retrying in ${wait / 1000} s)`);
+          this.logOnce.log('reacquire', 'error', `Couldn't re-acquire a subnet lease: ${errorMessage(e)} (retrying in ${wait / 1000} s)`);
           await sleep(wait, this.stopper.signal).catch(() => undefined);
         }
       }
@@ -411,7 +410,7 @@ export class SubnetManager extends EventEmitter {
       if (renewed) {
         if (!echoed) this.own = renewed;
         this.stats.renewals++;
-        this.lastLogged.delete('renew');
+        this.logOnce.reset('renew');
         this.log.info(`Lease renewed, new expiration: ${new Date(renewed.expiration ?? 0).toISOString()}`);
         this.scheduleRenew();
         return;
@@ -438,7 +437,7 @@ export class SubnetManager extends EventEmitter {
       if (this.closed) return;
       this.setUp(false);
       this.stats.renewFailures++;
-      this.logDistinct('renew', 'error', `Error renewing lease (trying again in ${this.renewRetryMs / 1000} s): ${errorMessage(e)}`);
+      this.logOnce.log('renew', 'error', `Error renewing lease (trying again in ${this.renewRetryMs / 1000} s): ${errorMessage(e)}`);
       if (this.own === own) this.scheduleRenew(this.renewRetryMs);
     } finally {
       this.renewing = false;
@@ -455,7 +454,7 @@ export class SubnetManager extends EventEmitter {
         const list = await this.registry.listLeases();
         this.setUp(true);
         if (this.closed) return;
-        this.lastLogged.delete('list');
+        this.logOnce.reset('list');
         if (this.lists++ > 0) this.stats.resyncs++;
         this.applySnapshot(list.leases);
         // After the list, so a change between the two is also seen by the watch.
@@ -472,7 +471,7 @@ export class SubnetManager extends EventEmitter {
       } catch (e) {
         if (this.closed) return;
         this.setUp(false);
-        this.logDistinct('list', 'error', `Couldn't list subnet leases: ${errorMessage(e)} (retrying with backoff)`);
+        this.logOnce.log('list', 'error', `Couldn't list subnet leases: ${errorMessage(e)} (retrying with backoff)`);
       }
       if (healthy) backoff.reset();
       try {
@@ -593,14 +592,15 @@ export class SubnetManager extends EventEmitter {
     if (this.up === up) return;
     this.up = up;
     if (up) this.log.info('etcd is reachable');
-    else this.log.warn('etcd is unreachable; existing routes are kept, retrying');
+    else this.log.warn('etcd is unreachable; forwarding continues with the last known leases, retrying');
     this.emit('etcd', up);
   }
 
   /**
    * Whether a lease from etcd may enter the lease table: it fits the network
    * config (see lease-check.ts) and the backend can reach it. A bad one is
-   * ignored with one warning naming its key; another subnet carrying this
+   * ignored with one warning naming its key (repeats of the same key and
+   * reason, e.g. at every resync, go to debug); another subnet carrying this
    * node's own PublicIP is a warning (a duplicate PublicIP: two nodes
    * configured alike, or a stale lease of this node's).
    */
@@ -609,34 +609,19 @@ export class SubnetManager extends EventEmitter {
     const isOwn = own !== undefined && lease.subnet.equals(own.subnet);
     const problem = this.cfg && !isOwn ? leaseProblem(lease.subnet, lease.publicIp, this.cfg) : undefined;
     if (problem !== undefined) {
-      this.warnLeaseOnce(lease.key, `ignoring subnet lease ${lease.key}: ${problem} (FLANNEL_ERR_LEASE_INVALID; delete the key or fix its value)`);
+      this.logOnce.log(`lease ${lease.key}`, 'warn', `ignoring subnet lease ${lease.key}: ${problem} (FLANNEL_ERR_LEASE_INVALID; delete the key or fix its value)`, { key: lease.key });
       return false;
     }
     if (!isOwn && lease.publicIp === this.attrs.publicIp) {
-      this.warnLeaseOnce(
-        lease.key,
+      this.logOnce.log(
+        `lease ${lease.key}`,
+        'warn',
         `subnet lease ${lease.key} carries this node's PublicIP ${formatIp4(lease.publicIp)} (duplicate PublicIP): another node with the same --public-ip, or a stale lease of this node's; give each node its own --public-ip or delete the key`,
+        { key: lease.key },
       );
+    } else {
+      this.logOnce.reset(`lease ${lease.key}`);
     }
     return this.accept(lease);
-  }
-
-  private warnLeaseOnce(key: string, msg: string): void {
-    const k = `${key}\n${msg}`;
-    if (this.warnedLeases.has(k)) return;
-    if (this.warnedLeases.size > 10_000) this.warnedLeases.clear(); // a flood of keys: forget, rather than grow
-    this.warnedLeases.add(k);
-    this.log.warn({ key }, msg);
-  }
-
-  /** Logs `msg` unless it is what this channel logged last (flannel repeats it every second; we don't). */
-  private logDistinct(channel: string, level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
-    if (this.lastLogged.get(channel) === msg) {
-      this.log.debug(msg);
-      return;
-    }
-    this.lastLogged.set(channel, msg);
-    if (fields) this.log[level](fields, msg);
-    else this.log[level](msg);
   }
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('flags upstream units use', () => {

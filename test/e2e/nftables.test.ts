@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { waitFor } from '../../src/util/sh';
+import { waitFor } from '../../src/lab/sh';
 import { DEFAULT_CONFIG, dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const OUTSIDE = '198.18.0.200';

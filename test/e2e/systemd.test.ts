@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { waitFor } from '../../src/util/sh';
+import { waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const RECEIVER = `
@@ -39,7 +39,7 @@ interface Received {
 class NotifyReceiver {
   readonly log: string;
   constructor(
-    private readonly lab: Lab,
+    lab: Lab,
     host: Host,
     readonly address: string,
     name: string,

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import { REPO_ROOT } from '../../src/lab/lab';
 import { commandExists, describeMissing, parseRequirements, readRequirements } from '../../src/lab/requirements';
 
-/** Always there on Debian (essential packages), or not a command at all (ftgro*: a fixture's local run() on TUN names). */
-const ESSENTIAL = new Set(['ftgro3', 'ftgro4', 'sh', 'env', 'cat', 'true', 'kill', 'sleep', 'flannel-ts', 'flanneld', 'route']);
+/** Always there on Debian (essential packages), or not a command at all (ftgro*: a fixture's local run() on TUN names; exec.test's deliberately missing command). */
+const ESSENTIAL = new Set(['ftgro3', 'ftgro4', 'flannel-ts-no-such-command', 'sh', 'env', 'cat', 'true', 'kill', 'sleep', 'flannel-ts', 'flanneld', 'route']);
 
 function sources(dir: string): string[] {
   const out: string[] = [];
@@ -33,7 +33,7 @@ test('every command the source runs is listed in scripts/requirements.txt', () =
   // The first argv word of run/tryRun/runAsync/spawn/execFile calls, and the
   // word after `ip netns exec <ns>` / `exec([...`: the commands started by name.
   const patterns = [
-    /\b(?:run|tryRun|runAsync|spawnSync|spawn|execFile|execFileSync|spawnChild)\(\s*\[?\s*'([a-z0-9][a-z0-9_.-]*)'/g,
+    /\b(?:run|tryRun|runAsync|exec|execStatus|spawnSync|spawn|execFile|execFileSync|spawnChild)\(\s*\[?\s*'([a-z0-9][a-z0-9_.-]*)'/g,
     /'exec',\s*[a-zA-Z_.]+(?:\.ns)?,\s*'([a-z0-9][a-z0-9_.-]*)'/g,
     /\.exec(?:Async)?\(\s*\[\s*'([a-z0-9][a-z0-9_.-]*)'/g,
   ];
