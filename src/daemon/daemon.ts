@@ -12,6 +12,7 @@
 
 import { Backend, createBackend } from '../backend';
 import { TrafficManager, TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
+import { onPath } from '../iptables/exec';
 import { formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
@@ -46,6 +47,8 @@ export class Flanneld {
   private blackhole: BlackholeRoute | undefined;
   private mtu = 0;
   private ready = false;
+  /** The whole start is done (etcd confirmed the lease); a warm start is ready earlier. */
+  private started = false;
   private notReady = 'starting';
   private metricsRegistry: Registry | undefined;
   private readonly notifier: SystemdNotifier;
@@ -174,6 +177,7 @@ export class Flanneld {
     }
     await this.writeSubnetEnv();
     this.markReady(`ready: lease ${this.lease.subnet}, ${table.size} peers`);
+    this.started = true;
     this.log.info('flanneld is ready');
     // Metrics were kept off the start-up path; from now on they are collected (event-loop delay included).
     if (o.healthzPort > 0) setImmediate(() => this.metrics());
@@ -276,6 +280,8 @@ export class Flanneld {
   private async startTraffic(): Promise<void> {
     const o = this.opts;
     const mode: TrafficMode = this.config!.enableNFTables ? 'nftables' : 'iptables';
+    // No rules asked for and no tool for this mode: nothing of it can exist to reconcile.
+    if (!o.ipMasq && !o.iptablesForwardRules && !onPath(mode === 'nftables' ? 'nft' : 'iptables-save')) return;
     if (mode === 'iptables') warnIfNoBrNetfilter(this.log);
     await removeLeftovers(mode, this.log);
     const t = (this.traffic = createTrafficManager(mode, { log: this.log, randomFully: o.ipMasqFullyRandomDisable ? false : undefined }));
@@ -343,8 +349,8 @@ export class Flanneld {
     const sm = this.sm;
     const backend = this.backend;
     const lease = this.lease;
-    if (!this.ready || !sm || !backend || !lease) {
-      this.log.warn(`SIGHUP: flanneld is not ready yet (${this.notReady}); nothing to reload, it keeps retrying by itself`);
+    if (!this.started || !sm || !backend || !lease) {
+      this.log.warn(`SIGHUP: flanneld has not finished starting (${this.notReady || 'confirming the saved lease with etcd'}); nothing to reload, it keeps retrying by itself`);
       return;
     }
     this.log.info('SIGHUP: re-reading the network config and resyncing from etcd (the running config is kept)');

@@ -137,9 +137,11 @@ describe('nftables mode (EnableNFTables)', () => {
     const n2 = hosts[1];
     const onlyIpNft = restrictedPath('path-ip-nft', ['ip', 'nft']);
     const env = { ...process.env, PATH: onlyIpNft };
-    n2.startFlanneld(etcd.endpoint, nftArgs, env);
+    n2.startFlanneld(etcd.endpoint, [...nftArgs, '--healthz-ip=127.0.0.1', '--healthz-port=9131'], env);
     await n2.daemon!.waitForLog(/flanneld is ready/, 15_000);
     assert.match(nftTable(n2), /masquerade fully-random/);
+    const readyz = n2.exec([process.execPath, '-e', "fetch('http://127.0.0.1:9131/readyz').then(async (r) => process.stdout.write(r.status + ' ' + (await r.text())))"]);
+    assert.equal(readyz, '200 flanneld is ready');
     assert.doesNotMatch(n2.daemon!.log(), /iptables|"level":"(error|warn)"/i);
     await n2.daemon!.stop('SIGTERM');
     // iptables mode with --ip-masq on that host: exit 1, naming the binary and both ways out.
