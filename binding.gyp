@@ -25,7 +25,8 @@
         "src/tun/native/tun_tso.c",
         "src/tun/native/checksum.c",
         "src/tun/native/udp.c",
-        "src/tun/native/poll.c"
+        "src/tun/native/poll.c",
+        "src/tun/native/notify.c"
       ]
     },
     {

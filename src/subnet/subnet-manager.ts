@@ -14,6 +14,7 @@
 //   'config' (change?: string)  the config in etcd now differs from the running
 //                               one (what changed), or matches it again (undefined)
 
+import { leaseProblem } from './lease-check';
 import { EventEmitter } from 'node:events';
 import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
@@ -521,7 +522,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   }
 
   private applySnapshot(leases: RegistryLease[]): void {
-    if (this.table) this.emitDiff(this.table.reset(leases.filter(this.accept)));
+    if (this.table) this.emitDiff(this.table.reset(leases.filter((l) => this.admit(l))));
     const own = this.own;
     if (!own || this.reacquiring) return;
     const current = leases.find((l) => l.subnet.equals(own.subnet));
@@ -550,7 +551,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
         }
       }
     }
-    if (this.table) this.emitDiff(this.accept(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
+    if (this.table) this.emitDiff(this.admit(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
   }
 
   private onDelete(subnet: Ip4Net): void {
@@ -598,5 +599,34 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     if (up) this.log.info('etcd is reachable');
     else this.log.warn('etcd is unreachable; forwarding continues with the last known leases, retrying');
     this.emit('etcd', up);
+  }
+
+  /**
+   * Whether a lease from etcd may enter the lease table: it fits the network
+   * config (see lease-check.ts) and the backend can reach it. A bad one is
+   * ignored with one warning naming its key (repeats of the same key and
+   * reason, e.g. at every resync, go to debug); another subnet carrying this
+   * node's own PublicIP is a warning (a duplicate PublicIP: two nodes
+   * configured alike, or a stale lease of this node's).
+   */
+  private admit(lease: RegistryLease): boolean {
+    const own = this.own;
+    const isOwn = own !== undefined && lease.subnet.equals(own.subnet);
+    const problem = this.cfg && !isOwn ? leaseProblem(lease.subnet, lease.publicIp, this.cfg) : undefined;
+    if (problem !== undefined) {
+      this.logOnce.log(`lease ${lease.key}`, 'warn', `ignoring subnet lease ${lease.key}: ${problem} (FLANNEL_ERR_LEASE_INVALID; delete the key or fix its value)`, { key: lease.key });
+      return false;
+    }
+    if (!isOwn && lease.publicIp === this.attrs.publicIp) {
+      this.logOnce.log(
+        `lease ${lease.key}`,
+        'warn',
+        `subnet lease ${lease.key} carries this node's PublicIP ${formatIp4(lease.publicIp)} (duplicate PublicIP): another node with the same --public-ip, or a stale lease of this node's; give each node its own --public-ip or delete the key`,
+        { key: lease.key },
+      );
+    } else {
+      this.logOnce.reset(`lease ${lease.key}`);
+    }
+    return this.accept(lease);
   }
 }

@@ -115,6 +115,8 @@ export interface FlannelTunNative {
   pollStop(handle: PollHandle): void;
   /** close(2); also forgets fd's UDP / TUN offload state. */
   closeFd(fd: number): void;
+  /** One sd_notify datagram to `socketPath` ('@name' = abstract); never blocks. Returns bytes sent. (notify.c) */
+  sdNotify(socketPath: string, message: string): number;
   readonly DESC_WORDS: number;
   /** Most messages per udpRecv/udpSend call. */
   readonly MAX_BATCH: number;

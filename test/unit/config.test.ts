@@ -113,7 +113,6 @@ describe('parseNetworkConfig: warnings', () => {
     ['Backend without Type', '{"Network":"10.3.0.0/16","Backend":{"Port":9000}}', /Backend has no Type: using "udp"/],
     ['unknown udp option', '{"Network":"10.3.0.0/16","Backend":{"Type":"udp","VNI":1}}', /unknown key "VNI"/],
     ['IPv6 keys without EnableIPv6', '{"Network":"10.3.0.0/16","IPv6Network":"fc00::/48"}', /IPv6Network is ignored/],
-    ['EnableNFTables', '{"Network":"10.3.0.0/16","EnableNFTables":true}', /EnableNFTables is not supported by flannel-ts yet/],
   ];
   for (const [name, json, re] of cases) {
     test(name, () => {

@@ -5,7 +5,8 @@
 
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ip4Net, parseIp4 } from '../../src/routes/ip4';
+import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
+import { leaseProblem } from '../../src/subnet/lease-check';
 import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
 import { parseNetworkConfig } from '../../src/subnet/config';
 import { RegistryError } from '../../src/subnet/errors';
@@ -362,5 +363,49 @@ describe('SubnetManager (fake registry)', () => {
     assert.equal(reg.calls.length, n);
     assert.ok(reg.keys.has(`${PREFIX}/subnets/${subnetKey(l.subnet)}`));
     await assert.rejects(m.waitForConfig(), /closed/);
+  });
+});
+
+describe('leases checked against the network config', () => {
+  test('leaseProblem: outside the Network, another length, unusable PublicIPs', () => {
+    const c = { network: Ip4Net.parse('198.19.0.0/16'), subnetLen: 24 };
+    const p = (sn: string, ip: string) => leaseProblem(Ip4Net.parse(sn), parseIp4(ip), c);
+    assert.equal(p('198.19.5.0/24', '198.18.0.5'), undefined);
+    assert.match(p('10.0.0.0/24', '198.18.0.5')!, /outside the Network 198\.19\.0\.0\/16/);
+    assert.match(p('198.19.156.0/25', '198.18.0.5')!, /is a \/25, but SubnetLen is 24/);
+    assert.match(p('198.19.0.0/16', '198.18.0.5')!, /is a \/16, but SubnetLen is 24/);
+    assert.match(p('198.19.153.0/24', '127.0.0.1')!, /loopback/);
+    assert.match(p('198.19.153.0/24', '224.0.0.5')!, /multicast/);
+    assert.match(p('198.19.153.0/24', '0.0.0.0')!, /unspecified/);
+    assert.match(p('198.19.153.0/24', '255.255.255.255')!, /broadcast/);
+  });
+
+  test('bad keys never reach the table, each warned about once; a duplicate PublicIP is a warning', async () => {
+    const reg = new FakeRegistry();
+    reg.put('198.19.1.0/24', '198.18.0.11');
+    reg.put('10.0.0.0/24', '198.18.0.12');
+    reg.put('198.19.156.0/25', '198.18.0.13');
+    reg.put('198.19.0.0/16', '198.18.0.14');
+    reg.put('198.19.153.0/24', '127.0.0.1');
+    const m = make(reg);
+    await m.acquireLease(cfg);
+    const table = new LeaseTable(8285);
+    m.startWatch(table);
+    await until('initial list', () => table.size >= 1);
+    // Written after this node took its lease (at start it would take this one back as its own).
+    reg.put('198.19.154.0/24', formatIp4(ME));
+    await until('duplicate listed', () => table.size === 2);
+    assert.deepEqual(table.peers().map((l) => l.subnet.toString()).sort(), ['198.19.1.0/24', '198.19.154.0/24']);
+    for (const k of ['10.0.0.0-24', '198.19.156.0-25', '198.19.0.0-16', '198.19.153.0-24']) {
+      assert.equal(m.logLines.filter((l) => l.startsWith('warn') && l.includes(`subnets/${k}:`)).length, 1, k);
+    }
+    assert.ok(m.logLines.some((l) => /198\.19\.154\.0-24 carries this node's PublicIP .* \(duplicate PublicIP\)/.test(l)));
+    // A resync lists them again: no second warning.
+    reg.breakWatches();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(m.logLines.filter((l) => l.startsWith('warn') && l.includes('subnets/198.19.0.0-16:')).length, 1, 'the repeat is debug only');
+    // A bad value put later replaces a good one: the subnet leaves the table.
+    reg.put('198.19.1.0/24', '224.0.0.9');
+    await until('bad update removed', () => table.lookup(parseIp4('198.19.1.1')) === undefined);
   });
 });

@@ -12,6 +12,7 @@
 //   udpOffloads(fd) -> { gso, gro };  udpLocalPort(fd) -> port
 //   pollStart(fd, callback) -> handle;  pollStop(handle)
 //   closeFd(fd)
+//   sdNotify(socketPath, message) -> bytes sent  (notify.c)
 //   DESC_WORDS, MAX_BATCH (numbers)
 #include "flannel_tun.h"
 
@@ -178,6 +179,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sdNotify", NULL, sd_notify_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "DESC_WORDS", NULL, NULL, NULL, NULL, desc_words, napi_enumerable, NULL },
     { "MAX_BATCH", NULL, NULL, NULL, NULL, max_batch, napi_enumerable, NULL },
   };

@@ -247,6 +247,7 @@ napi_value udp_local_port(napi_env env, napi_callback_info info);
 void udp_forget(env_state *st, int fd);
 napi_value poll_start(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
+napi_value sd_notify_send(napi_env env, napi_callback_info info); // notify.c
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);
 
