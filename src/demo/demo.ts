@@ -147,7 +147,7 @@ export async function main(argv: string[]): Promise<void> {
       const facts = demo.facts(self);
       lab.keep(o.state, facts as unknown as Record<string, unknown>);
       ui.heading(T.end.keptTitle);
-      ui.para(T.end.keptIntro(o.state, demo.vxlanByDaemonUsed));
+      ui.para(T.end.keptIntro(o.state, true));
       ui.para(T.end.stepInto);
       ui.line();
       ui.table(

@@ -10,6 +10,8 @@ export interface UiOptions {
   progress: boolean;
   /** Wrap narration at this width (default: the terminal's, at most 100). */
   width?: number;
+  /** Where lines go (default: stdout). The web view writes the narration to a log file. */
+  write?: (s: string) => void;
 }
 
 const ESC = '\x1b[';
@@ -156,7 +158,8 @@ export class Ui {
   private lastBlank = true;
 
   line(s = ''): void {
-    process.stdout.write(`${s}\n`);
+    if (this.opts.write) this.opts.write(`${s}\n`);
+    else process.stdout.write(`${s}\n`);
     this.lastBlank = s === '';
   }
 

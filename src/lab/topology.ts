@@ -64,6 +64,11 @@ export class BackendNode {
     this.bridge = BRIDGES[backend];
   }
 
+  /** This node's admin socket: never the default /run/flannel/...: lab daemons keep to the lab's directory. */
+  get adminSocket(): string {
+    return path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`);
+  }
+
   /** Starts bin/flanneld in the host's namespace (FLANNEL_TS_NODE_ARGS adds node flags, as Host.startFlanneld). */
   start(extraArgs: string[] = []): Daemon {
     fs.appendFileSync(this.logFile, `--- start ${new Date().toISOString()}\n`);
@@ -77,8 +82,7 @@ export class BackendNode {
       `--etcd-prefix=${this.prefix}`,
       '--iface=eth0',
       `--subnet-file=${this.subnetFile}`,
-      // Never the default /run/flannel/...: lab daemons keep to the lab's directory.
-      `--admin-socket=${path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`)}`,
+      `--admin-socket=${this.adminSocket}`,
       ...this.extraArgs,
       ...extraArgs,
     ];
