@@ -348,18 +348,18 @@ export class DemoRun {
     ui.para(T.s5.summary(srcP.name, dstP.name, UDP_PORT), 2);
   }
 
-  private names(): { who(addr: string): string | undefined } {
+  /** Who an address (IPv4 or MAC) in a captured frame belongs to: hosts' eth0 and flannel.1, pods. */
+  names(): { who(addr: string): string | undefined } {
     const m = new Map<string, string>();
     for (const h of this.hosts) {
       m.set(h.ip, `${h.name} eth0`);
-      try {
-        const link = JSON.parse(h.exec(['ip', '-j', 'link', 'show', 'eth0']))[0];
-        m.set(link.address, `${h.name} eth0`);
-      } catch {
-        /* a name is a nicety */
+      for (const dev of ['eth0', 'flannel.1']) {
+        const r = h.tryExec(['ip', '-j', 'link', 'show', dev]);
+        if (r.status === 0) m.set(JSON.parse(r.stdout)[0].address, `${h.name} ${dev}`);
       }
       for (const pod of this.pods.get(h) ?? []) m.set(pod.ip, this.placeOf(pod).name);
     }
+    for (const pod of this.vxPods) m.set(pod.ip, this.placeOf(pod).name);
     return { who: (a) => m.get(a) };
   }
 
