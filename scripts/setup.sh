@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(etcd-server etcd-client iperf3 iproute2 iptables openssl tcpdump
-      containernetworking-plugins iputils-ping procps kmod python3-minimal)
+      containernetworking-plugins iputils-ping procps kmod python3-minimal
+      chromium fonts-noto-cjk)
+# chromium and fonts-noto-cjk: the web view's browser test (test/e2e/web.test.ts,
+# headless, driven by puppeteer-core, which downloads no browser) and its Chinese page.
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,13 @@ async function routeGet(ns: string, args: string[]): Promise<{ cmd: string; outp
   return { cmd: argv.join(' '), output: r.out.trim() };
 }
 
+/** The route the kernel matched for `dst`: of `ip route show match`, the longest prefix. */
+async function matchedRoute(ns: string, dst: string): Promise<string> {
+  const r = await inNs(ns, ['ip', 'route', 'show', 'match', dst]);
+  const len = (l: string) => (l.startsWith('default') ? 0 : Number(/^\S+\/(\d+)/.exec(l)?.[1] ?? 32));
+  return r.out.split('\n').filter(Boolean).sort((a, b) => len(b) - len(a))[0]?.trim() ?? r.out.trim();
+}
+
 export class Journeys {
   constructor(readonly demo: DemoRun) {}
 
@@ -101,7 +108,8 @@ export class Journeys {
     const cap = this.capture(seen, backend, lang);
     const routeLine = hostRoute.output.split('\n')[0];
     const noRoute = !/ dev (flannel0|flannel\.1)/.test(routeLine);
-    hops.push({ at: `${h1.name}:${tun}`, title: backend === 'vxlan' ? W.vxRoute(h1.name) : W.hostRoute(h1.name), decided: W.routeMatched(routeLine), evidence: hostRoute, drop: noRoute });
+    const matched = await matchedRoute(h1.ns, dst.ip);
+    hops.push({ at: `${h1.name}:${tun}`, title: backend === 'vxlan' ? W.vxRoute(h1.name) : W.hostRoute(h1.name), decided: W.routeMatched(matched), evidence: hostRoute, drop: noRoute });
     let delivered = !noRoute;
 
     if (delivered && udpNode) {
@@ -155,7 +163,7 @@ export class Journeys {
     }
     if (delivered) {
       const far = await routeGet(h3.ns, [dst.ip, 'from', src.ip, 'iif', tun]);
-      hops.push({ at: `${h3.name}:${tun}`, title: W.farRoute(h3.name), decided: W.routeMatched(far.output.split('\n')[0]), evidence: far });
+      hops.push({ at: `${h3.name}:${tun}`, title: W.farRoute(h3.name), decided: W.routeMatched(await matchedRoute(h3.ns, dst.ip)), evidence: far });
       hops.push({ at: `${h3.name}:${brFar}`, title: W.bridge(brFar, h3.name), decided: '' });
       hops.push({ at: `pod:${t.name}`, title: W.arrive(t.name), decided: W.reply(seen.ping.received, seen.ping.sent), evidence: { cmd: `ping -c 2 ${dst.ip}`, output: seen.ping.output.trim() }, drop: seen.ping.received === 0 });
     }

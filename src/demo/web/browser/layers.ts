@@ -35,6 +35,7 @@ export function renderCapture(root: HTMLElement, nestRow: HTMLElement, c: Captur
   root.replaceChildren(h('h3', {}, title));
   nestRow.replaceChildren(h('div', {}, title));
   if (!c) {
+    nestRow.replaceChildren();
     root.append(h('p', { class: 'muted' }, L.noCapture));
     return;
   }

@@ -17,9 +17,9 @@ export interface Box {
   h: number;
 }
 
-export const WIDTH = 1250;
-const HOST_W = 390;
-const HOST_GAP = 27;
+export const WIDTH = 1400;
+const HOST_W = 440;
+const HOST_GAP = 20;
 const HOST_Y = 246;
 const HOST_H = 388;
 const SWITCH_Y = 182;
@@ -74,7 +74,7 @@ function drawHost(root: SVGElement, boxes: Map<string, Box>, s: StateView, h: Ho
 
   // udp lane
   const lx = x + 12;
-  const lw = HOST_W * 0.42 - 12;
+  const lw = HOST_W / 2 - 18;
   const vw = HOST_W - lw - 36;
   g.append(svg('text', { x: lx + 4, y: HOST_Y + 100, class: 'lanelabel' }, L.udpLane));
   const fd: Box = { x: lx, y: HOST_Y + 108, w: lw, h: 34 };
@@ -137,7 +137,7 @@ function describeConfig(text: string): string {
 }
 
 function drawEtcd(root: SVGElement, boxes: Map<string, Box>, s: StateView, L: Labels): Box {
-  const b: Box = { x: 150, y: 8, w: 950, h: 148 };
+  const b: Box = { x: 230, y: 8, w: 940, h: 148 };
   boxes.set('etcd', b);
   const g = svg('g', { class: `etcd${s.etcd.up ? '' : ' down'}`, 'data-id': 'etcd' });
   g.append(svg('rect', { x: b.x, y: b.y, width: b.w, height: b.h, rx: 10 }));
