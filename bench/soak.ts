@@ -27,7 +27,7 @@ import { ChildProcess } from 'node:child_process';
 import { Lab, REPO_ROOT } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host, Pod } from '../src/lab/host';
-import { run, sleep, tryRun, waitFor } from '../src/util/sh';
+import { run, sleep, tryRun, waitFor } from '../src/lab/sh';
 
 interface Options {
   minutes: number;

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../src/lab/lab';
-import { waitFor } from '../src/util/sh';
+import { waitFor } from '../src/lab/sh';
 import { launchChromium } from '../test/lib/browser';
 
 declare const document: { body: { dataset: Record<string, string | undefined> } };

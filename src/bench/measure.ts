@@ -3,7 +3,8 @@
 
 import * as fs from 'node:fs';
 import { Pod } from '../lab/host';
-import { runAsync } from '../util/sh';
+import { execStatus } from '../util/exec';
+import { sleep } from '../util/sleep';
 
 export interface TcpResult {
   bps: number;
@@ -27,7 +28,7 @@ export interface PingResult {
 async function iperf3(client: Pod, args: string[], timeoutMs: number): Promise<Record<string, any>> {
   // One retry: a server that has just finished a test may refuse the next one for a moment.
   for (let attempt = 0; ; attempt++) {
-    const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'iperf3', ...args, '-J'], timeoutMs);
+    const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'iperf3', ...args, '-J'], { timeoutMs });
     let j: Record<string, any> = {};
     try {
       j = JSON.parse(r.stdout || '{}');
@@ -36,7 +37,7 @@ async function iperf3(client: Pod, args: string[], timeoutMs: number): Promise<R
     }
     if (!j.error && j.end) return j;
     if (attempt >= 2) throw new Error(`iperf3 ${args.join(' ')} from ${client.ip} failed: ${j.error ?? r.stderr.trim() ?? `exit ${r.status}`}`);
-    await new Promise((res) => setTimeout(res, 500));
+    await sleep(500);
   }
 }
 
@@ -56,7 +57,7 @@ export async function udpSmall(client: Pod, server: Pod, seconds: number, len = 
 
 /** `count` pings at `intervalS` (root allows 10 ms); the RTT of every reply. */
 export async function ping(client: Pod, server: Pod, count = 200, intervalS = 0.01): Promise<PingResult> {
-  const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', server.ip], (count * intervalS + 10) * 1000);
+  const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', server.ip], { timeoutMs: (count * intervalS + 10) * 1000 });
   const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { rttsMs: rtts, sent: count, received: rtts.length };
 }

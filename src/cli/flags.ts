@@ -28,20 +28,20 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { versionText } from '../util/version';
 import type { FlanneldOptions } from '../daemon/options';
+import { FlannelError } from '../util/errors';
 
 export type { FlanneldOptions };
 
 // ---------------------------------------------------------------------------
 // Public types
 
-export class FlagError extends Error {
-  readonly code = 'FLANNEL_ERR_FLAG' as const;
+export class FlagError extends FlannelError {
   /** The flag concerned, without dashes, when there is one. */
   readonly flag?: string;
   /** Where the bad value came from: the command line or the named environment variable. */
   readonly source?: 'cli' | 'env';
   constructor(message: string, flag?: string, source?: 'cli' | 'env') {
-    super(message);
+    super('FLANNEL_ERR_FLAG', message);
     this.name = 'FlagError';
     this.flag = flag;
     this.source = source;

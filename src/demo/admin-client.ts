@@ -4,6 +4,7 @@
 // namespace: the web view runs in the root namespace, the daemons in theirs.
 
 import * as net from 'node:net';
+import { FlannelError } from '../util/errors';
 
 /** The JSON `flannel-ts trace --json` prints for one packet (the admin socket's trace event). */
 export interface TraceEventJson {
@@ -19,7 +20,7 @@ function connect(socket: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect(socket);
     s.once('connect', () => resolve(s));
-    s.once('error', (e) => reject(Object.assign(new Error(`cannot reach flanneld's admin socket ${socket}: ${e.message} (is that flanneld running?)`), { code: 'FLANNEL_ERR_ADMIN' })));
+    s.once('error', (e) => reject(new FlannelError('FLANNEL_ERR_ADMIN', `cannot reach flanneld's admin socket ${socket}: ${e.message} (is that flanneld running?)`)));
   });
 }
 
@@ -44,13 +45,13 @@ export async function adminRequest(socket: string, req: Record<string, unknown>,
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       s.destroy();
-      reject(Object.assign(new Error(`no answer on ${socket} to ${JSON.stringify(req)} in ${timeoutMs} ms`), { code: 'FLANNEL_ERR_ADMIN' }));
+      reject(new FlannelError('FLANNEL_ERR_ADMIN', `no answer on ${socket} to ${JSON.stringify(req)} in ${timeoutMs} ms`));
     }, timeoutMs);
     onLines(s, (line) => {
       clearTimeout(timer);
       s.destroy();
       const msg = JSON.parse(line) as { error?: string };
-      if (msg && typeof msg === 'object' && 'error' in msg && msg.error) reject(Object.assign(new Error(msg.error), { code: 'FLANNEL_ERR_ADMIN' }));
+      if (msg && typeof msg === 'object' && 'error' in msg && msg.error) reject(new FlannelError('FLANNEL_ERR_ADMIN', msg.error));
       else resolve(msg);
     });
     s.on('error', (e) => {
@@ -85,14 +86,14 @@ export async function attachTrace(socket: string, filter: TraceFilterJson, timeo
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       s.destroy();
-      reject(Object.assign(new Error(`the trace on ${socket} was not attached in ${timeoutMs} ms`), { code: 'FLANNEL_ERR_ADMIN' }));
+      reject(new FlannelError('FLANNEL_ERR_ADMIN', `the trace on ${socket} was not attached in ${timeoutMs} ms`));
     }, timeoutMs);
     onLines(s, (line) => {
       const msg = JSON.parse(line) as { error?: string; attached?: boolean };
       if (msg.error) {
         clearTimeout(timer);
         s.destroy();
-        return reject(Object.assign(new Error(`${socket}: ${msg.error}`), { code: 'FLANNEL_ERR_ADMIN' }));
+        return reject(new FlannelError('FLANNEL_ERR_ADMIN', `${socket}: ${msg.error}`));
       }
       if (msg.attached) {
         clearTimeout(timer);

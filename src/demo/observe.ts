@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { Lab } from '../lab/lab';
 import type { Host, Pod } from '../lab/host';
-import { runAsync, waitFor } from '../util/sh';
+import { waitFor } from '../lab/sh';
+import { execStatus } from '../util/exec';
 import { attachTrace, PendingTrace, TraceEventJson } from './admin-client';
 import { readPcap } from './pcap';
 
@@ -70,7 +71,7 @@ export async function observePing(lab: Lab, o: ObserveOptions): Promise<Observed
     traces.push(o.rxSocket ? await attachTrace(o.rxSocket, filter) : undefined);
     td = lab.spawnIn(o.capture.host.ns, tcpdumpArgv(pcapFile, o.capture.port, o.capture.dstIp), tdLog);
     await waitFor('tcpdump listening', () => /listening on/.test(fs.readFileSync(tdLog, 'utf8')), 10_000);
-    const r = await runAsync(['ip', 'netns', 'exec', o.src.ns, 'ping', '-n', '-c', String(o.count), '-i', '0.2', '-W', '2', o.dst.ip], 10_000 + o.count * 1000);
+    const r = await execStatus(['ip', 'netns', 'exec', o.src.ns, 'ping', '-n', '-c', String(o.count), '-i', '0.2', '-W', '2', o.dst.ip], { timeoutMs: 10_000 + o.count * 1000 });
     const output = r.stdout + r.stderr;
     const received = Number(/(\d+) received/.exec(output)?.[1] ?? 0);
     // A dropped packet never reaches the far daemon or the wire: stop waiting shortly after the ping.

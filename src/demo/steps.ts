@@ -8,7 +8,9 @@ import { Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, Pod, SubnetEnv } from '../lab/host';
 import { BackendNode } from '../lab/topology';
-import { run, runAsync, sleep, tryRun, waitFor } from '../util/sh';
+import { run, sleep, tryRun, waitFor } from '../lab/sh';
+import { execStatus } from '../util/exec';
+import { FlannelError } from '../util/errors';
 import { Ui } from './ui';
 import { Text } from './text';
 import { decodeFlannelDatagram } from './pcap';
@@ -422,7 +424,7 @@ export class DemoRun {
       await Promise.all(nodes.map((n) => n.waitReady(20_000)));
     } catch (e) {
       p.clear();
-      throw Object.assign(new Error(`${T.err.vxlanNotReady}\n${(e as Error).message}`), { code: 'FLANNEL_ERR_DEMO_VXLAN' });
+      throw new FlannelError('FLANNEL_ERR_DEMO_VXLAN', `${T.err.vxlanNotReady}\n${(e as Error).message}`);
     }
     p.done(T.s6.readyVx(p.elapsed));
     this.vxNodes = nodes;
@@ -437,7 +439,7 @@ export class DemoRun {
   async measureRtt(a: Pod, b: Pod, label: string): Promise<Measured> {
     const argv = ['ping', '-n', '-q', '-c', '20', '-i', '0.05', b.ip];
     const p = this.ui.progress(this.T.s6.measuring(label));
-    const r = await runAsync(['ip', 'netns', 'exec', a.ns, ...argv], 20_000);
+    const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 20_000 });
     p.done();
     this.ui.cmd(this.placeOf(a).name, shjoin(argv.filter((x) => x !== '-n')), this.T.s6.whyPing(label), r.stdout + r.stderr);
     const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
@@ -451,7 +453,7 @@ export class DemoRun {
     ui.cmd(this.placeOf(b).name, 'iperf3 -s -1 &', T.s6.whyIperfServer);
     const argv = ['iperf3', '-c', b.ip, '-t', '2', '-f', 'm'];
     const p = ui.progress(T.s6.measuring(label));
-    const r = await runAsync(['ip', 'netns', 'exec', a.ns, ...argv], 30_000);
+    const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 30_000 });
     p.done();
     await exitWithin(server, 5000);
     const lines = (r.stdout + r.stderr).trimEnd().split('\n');

@@ -6,7 +6,7 @@ import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT, waitForLog } from './lab';
-import { run, tryRun, waitFor } from '../util/sh';
+import { run, tryRun, waitFor } from './sh';
 import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
 
 /** CNI_PATH for pods networked through the plugins: bin/flannel, then Debian's plugins. */

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Etcd } from './etcd';
 import { Daemon, Host, Pod, SubnetEnv, parseSubnetEnv } from './host';
 import { REPO_ROOT } from './lab';
-import { run, waitFor } from '../util/sh';
+import { run, waitFor } from './sh';
 
 export const BACKENDS = ['udp', 'vxlan', 'host-gw'] as const;
 export type BackendName = (typeof BACKENDS)[number];

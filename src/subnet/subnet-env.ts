@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Ip4Net, formatIp4 } from '../routes/ip4';
 import { SubnetError, errorMessage } from './errors';
-import { Logger, silentLogger } from './log';
+import { Logger, silentLogger } from '../util/log';
 import { firstAddress } from './subnets';
 
 export interface SubnetFileValues {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, failureAware, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('bring-up', () => {

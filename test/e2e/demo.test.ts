@@ -8,10 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT, destroyFromState, isRecordedProcessAlive, readLabState } from '../../src/lab/lab';
-import { run, runAsync, waitFor } from '../../src/util/sh';
+import { run, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 
 const FLANNEL_TS = path.join(REPO_ROOT, 'bin/flannel-ts');
-const cli = (args: string[], timeoutMs = 60_000) => runAsync([process.execPath, FLANNEL_TS, ...args], timeoutMs);
+const cli = (args: string[], timeoutMs = 60_000) => execStatus([process.execPath, FLANNEL_TS, ...args], { timeoutMs });
 const namespaces = () => new Set(run(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
 /**
  * The namespaces that appeared since `before` and belong to the demo whose

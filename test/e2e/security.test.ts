@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd, EtcdPki, makeEtcdPki } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run, sleep, tryRun, waitFor } from '../../src/util/sh';
+import { run, sleep, tryRun, waitFor } from '../../src/lab/sh';
 import { NETWORK, failureAware, leaseKeys, uniquePrefix } from '../lib/helpers';
 
 const HEALTHZ = 9141;

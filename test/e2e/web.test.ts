@@ -14,7 +14,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { REPO_ROOT } from '../../src/lab/lab';
-import { run, runAsync, waitFor } from '../../src/util/sh';
+import { run, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { launchChromium } from '../lib/browser';
 
 // What the page.evaluate callbacks use of the browser's globals: they run in
@@ -43,7 +44,7 @@ const namespaces = (p: string) => run(['ip', 'netns', 'list']).split('\n').map((
 
 /** The leases as etcd holds them (read here, in etcd's namespace: not through the page or its server). */
 async function etcdLeases(): Promise<Map<string, string>> {
-  const r = await runAsync(['ip', 'netns', 'exec', `${prefix}-etcd`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${ETCD}`, 'get', `${PREFIX}/subnets`, '--prefix']);
+  const r = await execStatus(['ip', 'netns', 'exec', `${prefix}-etcd`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${ETCD}`, 'get', `${PREFIX}/subnets`, '--prefix']);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').filter(Boolean);
   const m = new Map<string, string>(); // public IP -> subnet
@@ -130,7 +131,7 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     await page.click('button.stop[data-host="h2"]');
     await page.waitForSelector('#topo [data-id="h2:flanneld"].down', { timeout: 15_000 });
     const h2ip = before.hosts.h2.ip;
-    const del = await runAsync(['ip', 'netns', 'exec', `${prefix}-etcd`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${ETCD}`, 'del', `${PREFIX}/subnets/${before.hosts.h2.lease.replace('/', '-')}`]);
+    const del = await execStatus(['ip', 'netns', 'exec', `${prefix}-etcd`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${ETCD}`, 'del', `${PREFIX}/subnets/${before.hosts.h2.lease.replace('/', '-')}`]);
     assert.equal(del.stdout.trim(), '1', del.stderr);
     const t0 = Date.now();
     await page.waitForFunction((ip) => document.querySelector(`#topo g.host[data-ip="${ip}"]`)?.getAttribute('data-lease') === '', { timeout: 8000 }, h2ip);
@@ -169,7 +170,7 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
 
     // The same bytes, read by tcpdump from the pcap the page decoded.
     const pcap = /# (\/\S+\.pcap)/.exec(seen[ats.indexOf('h1:eth0')].text)![1];
-    const td = await runAsync(['tcpdump', '-r', pcap, '-n', '-xx', '-c', '1']);
+    const td = await execStatus(['tcpdump', '-r', pcap, '-n', '-xx', '-c', '1']);
     const hex = td.stdout.split('\n').filter((l) => /^\s+0x/.test(l)).map((l) => l.replace(/^\s+0x[0-9a-f]+:\s+/, '').replace(/\s+/g, '')).join('');
     const b = Buffer.from(hex, 'hex');
     const ip = (o: number) => [...b.subarray(o, o + 4)].join('.');

@@ -60,7 +60,7 @@ export class UdpBackend implements Backend {
     const tun = TunDevice.open(TUN_NAME, { vnetHdr: want.tunOffload || want.tunGro, gro: want.tunGro, tso: want.tunOffload });
     let udp: UdpSocket;
     try {
-      configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
+      await configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
       udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: RECEIVE_BUFFER, sndbuf: SOCKET_BUFFER, gso: want.udpGso, gro: want.udpGro });
     } catch (e) {
       tun.close();
@@ -122,7 +122,7 @@ export class UdpBackend implements Backend {
   }
 
   async relocate(lease: Lease): Promise<void> {
-    configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
+    await configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
     this.txThread?.leasesChanged();
   }
 

@@ -13,6 +13,7 @@ import { decodeFlannelDatagram, decodeVxlanDatagram, FlannelDatagram } from '../
 import { headerTables } from '../packet-view';
 import { text } from '../text';
 import { inNs } from './live';
+import { WebRequestError } from './server';
 import { words } from './words';
 import type { BackendKind, CaptureView, Hop, JourneyView, Lang, PodView } from './api';
 
@@ -75,8 +76,8 @@ export class Journeys {
 
   async run(src: Pod, dst: Pod, lang: Lang): Promise<JourneyView> {
     const backend: BackendKind = this.demo.vxPods.includes(src) ? 'vxlan' : 'udp';
-    if ((this.demo.vxPods.includes(dst) ? 'vxlan' : 'udp') !== backend) throw Object.assign(new Error('source and destination must be on the same network (udp pods with udp pods, vxlan with vxlan)'), { code: 'FLANNEL_ERR_WEB_REQUEST' });
-    if (src === dst) throw Object.assign(new Error('pick two different pods'), { code: 'FLANNEL_ERR_WEB_REQUEST' });
+    if ((this.demo.vxPods.includes(dst) ? 'vxlan' : 'udp') !== backend) throw new WebRequestError('source and destination must be on the same network (udp pods with udp pods, vxlan with vxlan)');
+    if (src === dst) throw new WebRequestError('pick two different pods');
     const W = words(lang);
     const [h1, h3] = [src.host, dst.host];
     const [s, t] = [this.podView(src), this.podView(dst)];

@@ -6,12 +6,12 @@
 
 import type { DemoRun } from '../steps';
 import { ETCD_PREFIX, VXLAN_PREFIX } from '../steps';
-import { runAsync } from '../../util/sh';
+import { execStatus } from '../../util/exec';
 import type { DeviceView, HostView, LeaseView, PodView, StateView } from './api';
 
 /** A command in a namespace, without blocking the server; its stdout, or '' when it failed. */
 export async function inNs(ns: string, argv: string[], timeoutMs = 5000): Promise<{ ok: boolean; out: string }> {
-  const r = await runAsync(['ip', 'netns', 'exec', ns, ...argv], timeoutMs);
+  const r = await execStatus(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs });
   return { ok: r.status === 0, out: r.status === 0 ? r.stdout : r.stdout + r.stderr };
 }
 

@@ -16,6 +16,17 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../lab/lab';
+import { FlannelError } from '../../util/errors';
+
+/** A request the page got wrong (400, or `status`): the message says what to send instead. */
+export class WebRequestError extends FlannelError {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super('FLANNEL_ERR_WEB_REQUEST', message);
+  }
+}
 
 export interface Route {
   method: 'GET' | 'POST';
@@ -87,13 +98,13 @@ async function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<R
   const chunks: Buffer[] = [];
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > limit) throw Object.assign(new Error('request body too large'), { code: 'FLANNEL_ERR_WEB_REQUEST', status: 413 });
+    if (size > limit) throw new WebRequestError('request body too large (64 KiB at most)', 413);
     chunks.push(c as Buffer);
   }
   if (size === 0) return {};
-  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw Object.assign(new Error('POST bodies are JSON (Content-Type: application/json)'), { code: 'FLANNEL_ERR_WEB_REQUEST', status: 415 });
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new WebRequestError('POST bodies are JSON (Content-Type: application/json)', 415);
   const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw Object.assign(new Error('the body must be a JSON object'), { code: 'FLANNEL_ERR_WEB_REQUEST' });
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new WebRequestError('the body must be a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -111,7 +122,12 @@ export async function startWebServer(port: number, routes: Route[], log: (s: str
       if (route) {
         if (req.method !== route.method) return send(res, 405, JSON.stringify({ error: `${url.pathname} takes ${route.method}`, code: 'FLANNEL_ERR_WEB_METHOD' }), 'application/json');
         try {
-          const input = req.method === 'POST' ? await readBody(req) : Object.fromEntries(url.searchParams);
+          let input: Record<string, unknown>;
+          try {
+            input = req.method === 'POST' ? await readBody(req) : Object.fromEntries(url.searchParams);
+          } catch (e) {
+            throw e instanceof FlannelError ? e : new WebRequestError(`the body is not JSON: ${(e as Error).message}`);
+          }
           const out = await route.handle(input);
           return send(res, 200, JSON.stringify(out), 'application/json');
         } catch (e) {
@@ -129,7 +145,7 @@ export async function startWebServer(port: number, routes: Route[], log: (s: str
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(Object.assign(new Error(`cannot listen on 127.0.0.1:${port}: ${e.message} (pick another --port, or --port 0 for a free one)`), { code: 'FLANNEL_ERR_WEB_LISTEN' })),
+      reject(new FlannelError('FLANNEL_ERR_WEB_LISTEN', `cannot listen on 127.0.0.1:${port}: ${e.message} (pick another --port, or --port 0 for a free one)`)),
     );
     server.listen(port, '127.0.0.1', () => resolve());
   });

@@ -14,7 +14,7 @@ import { text } from '../text';
 import { adminRequest } from '../admin-client';
 import { LiveState, inNs } from './live';
 import { Journeys } from './journey';
-import { Route, Serial, startWebServer } from './server';
+import { Route, Serial, WebRequestError, startWebServer } from './server';
 import type { BackendKind, Lang, MeasureView, PeerCounters } from './api';
 
 export interface WebOptions {
@@ -26,7 +26,7 @@ export interface WebOptions {
   self: string;
 }
 
-const bad = (msg: string) => Object.assign(new Error(msg), { code: 'FLANNEL_ERR_WEB_REQUEST' });
+const bad = (msg: string) => new WebRequestError(msg);
 const langOf = (x: unknown): Lang => (x === 'zh' ? 'zh' : 'en');
 
 export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
