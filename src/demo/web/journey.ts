@@ -87,11 +87,11 @@ export class Journeys {
     const brFar = backend === 'vxlan' ? this.demo.vxNodes.find((n) => n.host === h3)!.bridge : 'cni0';
     const tun = backend === 'vxlan' ? 'flannel.1' : 'flannel0';
     hops.push({ at: `pod:${s.name}`, title: W.podOut(s.name), decided: W.podRoute(gwOf(src)), evidence: await routeGet(src.ns, [dst.ip]) });
-    hops.push({ at: `${h1.name}:${br}`, title: W.bridge(br, h1.name), decided: W.bridgeUp(h1.name) });
+    hops.push({ at: `${h1.name}:${br}`, title: W.bridge(br, h1.name), decided: h1 === h3 ? W.sameHost : W.bridgeUp(h1.name) });
 
     if (h1 === h3) {
       const seen = await observePing(this.demo.lab, { src, dst, capture: { host: h1, port: PORTS[backend], dstIp: h1.ip }, count: 2, tag: `web-${backend}` });
-      hops.push({ at: `pod:${t.name}`, title: W.arrive(t.name), decided: `${W.sameHost} ${W.reply(seen.ping.received, seen.ping.sent)}`, evidence: { cmd: `ping -c 2 ${dst.ip}`, output: seen.ping.output.trim() } });
+      hops.push({ at: `pod:${t.name}`, title: W.arrive(t.name), decided: W.reply(seen.ping.received, seen.ping.sent), evidence: { cmd: `ping -c 2 ${dst.ip}`, output: seen.ping.output.trim() } });
       return { backend, src: s, dst: t, ping: { output: seen.ping.output, sent: seen.ping.sent, received: seen.ping.received }, hops };
     }
 
@@ -148,7 +148,11 @@ export class Journeys {
       delivered = !!cap;
     }
     if (delivered && udpNode) {
-      hops.push({ at: `${h3.name}:eth0`, title: W.arrives(h3.name), decided: W.toSocket(PORTS.udp) });
+      const listening = h3.daemon?.running === true;
+      hops.push({ at: `${h3.name}:eth0`, title: W.arrives(h3.name), decided: listening ? W.toSocket(PORTS.udp) : W.daemonStopped(h3.name, PORTS.udp), drop: !listening });
+      delivered = listening;
+    }
+    if (delivered && udpNode) {
       const ev = seen.rx?.ev;
       const ok = ev?.decision === 'forwarded';
       hops.push({

@@ -65,7 +65,7 @@ function drawHost(root: SVGElement, boxes: Map<string, Box>, s: StateView, h: Ho
   root.append(g);
   g.append(svg('rect', { x, y: HOST_Y, width: HOST_W, height: HOST_H, rx: 12, class: 'hostbox' }));
   g.append(svg('text', { x: x + 16, y: HOST_Y + 26, class: 'hostname' }, `${h.name}`));
-  const leaseText = lease ? `lease ${lease.subnet}` : L.noLease;
+  const leaseText = lease ? `${L.lease} ${lease.subnet}` : L.noLease;
   g.append(svg('text', { x: x + HOST_W - 14, y: HOST_Y + 26, class: lease ? 'leasetag' : 'leasetag missing', 'text-anchor': 'end', 'data-lease-text': '' }, leaseText));
 
   const eth0: Box = { x: x + HOST_W / 2 - 85, y: HOST_Y + 40, w: 170, h: 38 };
