@@ -187,11 +187,26 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     // The vxlan datagram beside it: UDP 8472 and a VXLAN header.
     assert.equal(await page.$eval('#cap-vxlan tr[data-layer="udp"][data-field="Destination Port"] td.value', (e) => e.textContent), '8472');
     assert.ok(await page.$('#nest-vxlan .box.l-vxlan'), 'the vxlan layers have a VXLAN box');
+    // Pointing at a field lights its bytes in the hex: UDP destination port 8285 = 0x205d.
+    await page.hover('#cap-udp tr[data-layer="udp"][data-field="Destination Port"]');
+    assert.deepEqual(await page.$$eval('#cap-udp .b.hl', (es) => es.map((e) => e.textContent)), ['20', '5d']);
+    await page.hover('#cap-vxlan tr[data-layer="vxlan"][data-field="VNI"]');
+    assert.deepEqual(await page.$$eval('#cap-vxlan .b.hl', (es) => es.map((e) => e.textContent)), ['00', '00', '01'], 'VNI 1');
 
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.evaluate(() => (location.hash = '#step=6'));
     await new Promise((r) => setTimeout(r, 600));
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-demo.png'), fullPage: true });
+    await page.close();
+  });
+
+  test('udp and vxlan RTT, measured on request, side by side as a chart', async () => {
+    const page = await openPage();
+    await page.click('#measure-rtt');
+    await page.waitForSelector('#chart rect.bar', { timeout: 60_000 });
+    const bars = await page.$$eval('#chart rect.bar', (es) => es.map((e) => [e.getAttribute('data-backend'), Number(e.getAttribute('data-value'))] as const));
+    assert.deepEqual(bars.map((x) => x[0]), ['udp', 'vxlan']);
+    for (const [, ms] of bars) assert.ok(ms > 0 && ms < 1000, `an RTT in ms: ${ms}`);
     await page.close();
   });
 

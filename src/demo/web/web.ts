@@ -36,22 +36,18 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
   const silent = new Ui({ color: false, progress: false, width: 100, write: (s) => fs.appendFileSync(narration, s) });
   const demo = new DemoRun(lab, silent, T, { keep: o.keep });
   let server: Awaited<ReturnType<typeof startWebServer>> | undefined;
-  let stopping = false;
+  let built = false;
   const finished = new Promise<NodeJS.Signals>((resolve) => {
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]) process.once(s, () => resolve(s));
   });
   // A signal while building: tear down at once, as the terminal demo does.
   void finished.then((sig) => {
-    if (server || stopping) return;
+    if (built) return;
     out.line(T.end.interrupted(sig));
     lab.destroySync();
     process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]);
   });
   try {
-    const p = out.progress(o.lang === 'zh' ? '正在搭建集群（etcd、3 台宿主机上的 flanneld、Pod、vxlan 对比网络）' : 'building the cluster (etcd, flanneld on 3 hosts, pods, the vxlan comparison network)');
-    await demo.build();
-    p.done(o.lang === 'zh' ? `集群已就绪（${p.elapsed.toFixed(1)} 秒），过程记录在 ${narration}` : `cluster ready (${p.elapsed.toFixed(1)} s); its narration is in ${narration}`);
-
     const live = new LiveState(demo);
     const journeys = new Journeys(demo);
     const serial = new Serial();
@@ -156,7 +152,19 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
           }),
       },
     ];
-    server = await startWebServer(o.port, routes, (s) => fs.appendFileSync(path.join(lab.dir, 'web.log'), `${new Date().toISOString()} ${s}\n`));
+    // Listen first, so a busy port fails before the cluster is built; until it is, the API answers 503.
+    const guarded = routes.map((r) => ({
+      ...r,
+      handle: (input: Record<string, unknown>) => {
+        if (!built) throw new WebRequestError('the cluster is still being built: try again in a few seconds', 503);
+        return r.handle(input);
+      },
+    }));
+    server = await startWebServer(o.port, guarded, (s) => fs.appendFileSync(path.join(lab.dir, 'web.log'), `${new Date().toISOString()} ${s}\n`));
+    const p = out.progress(o.lang === 'zh' ? '正在搭建集群（etcd、3 台宿主机上的 flanneld、Pod、vxlan 对比网络）' : 'building the cluster (etcd, flanneld on 3 hosts, pods, the vxlan comparison network)');
+    await demo.build();
+    built = true;
+    p.done(o.lang === 'zh' ? `集群已就绪（${p.elapsed.toFixed(1)} 秒），过程记录在 ${narration}` : `cluster ready (${p.elapsed.toFixed(1)} s); its narration is in ${narration}`);
     out.line(o.lang === 'zh' ? '在浏览器里打开（地址中含访问令牌，只在本机 127.0.0.1 上监听）：' : 'Open in a browser (the token in the address is the key; listening on 127.0.0.1 only):');
     out.line(`${server.url}${o.lang === 'zh' ? '&lang=zh' : ''}`);
     out.line(
@@ -165,7 +173,6 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
         : `From another machine: ssh -L ${server.port}:127.0.0.1:${server.port} <this machine>, then open the same address there. Ctrl-C ends it${o.keep ? ' (the cluster is kept: demo --down removes it)' : ' and removes everything'}.`,
     );
     const sig = await finished;
-    stopping = true;
     out.line(T.end.interrupted(sig));
     await server.close();
     if (o.keep) {
@@ -177,6 +184,7 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
       out.line(T.end.removed(n));
     }
   } finally {
+    await server?.close();
     if (!lab.isKept) await lab.destroy();
   }
 }
