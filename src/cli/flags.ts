@@ -523,11 +523,8 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
   const etcdKeyfile = checkReadable(settings.get('etcd-keyfile'));
   const etcdCertfile = checkReadable(settings.get('etcd-certfile'));
   const etcdCafile = checkReadable(settings.get('etcd-cafile'));
-  if ((etcdKeyfile === undefined) !== (etcdCertfile === undefined)) {
-    const given = etcdKeyfile !== undefined ? 'etcd-keyfile' : 'etcd-certfile';
-    const missing = etcdKeyfile !== undefined ? 'etcd-certfile' : 'etcd-keyfile';
-    throw new FlagError(`--${given} was given without --${missing}: a TLS client certificate needs both its key and its certificate`, missing, settings.get(given)!.source);
-  }
+  // Whether key and certificate come as a pair (and are PEM) is checked once,
+  // where they are loaded: the registry (FLANNEL_ERR_ETCD_OPTIONS, before connecting).
 
   const ifaceS = get('iface');
   const iface = ifaceS.value as string[];

@@ -28,7 +28,7 @@
 // (after writing the file, as the script does).
 
 import * as fs from 'node:fs';
-import { parseEnvText } from '../subnet/subnet-env';
+import { parseEnvText } from '../util/env-file';
 import { execStatus } from '../util/exec';
 import { sleep } from '../util/sleep';
 

@@ -30,7 +30,7 @@ function onLines(s: net.Socket, fn: (line: string) => void): void {
   s.setEncoding('utf8');
   s.on('data', (chunk: string) => {
     buf += chunk;
-    let nl;
+    let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);

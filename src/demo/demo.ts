@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Lab, destroyFromState, isRecordedProcessAlive, liveNamespaces, readLabState } from '../lab/lab';
 import { which } from '../lab/sh';
 import { Ui } from './ui';
-import { Text, text } from './text';
+import { type Text, text } from './text';
 import { DemoRun, ETCD_PREFIX } from './steps';
 import { defaultStatePath } from './state';
 import { runWeb } from './web/web';

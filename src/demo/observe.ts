@@ -9,7 +9,7 @@ import type { Lab } from '../lab/lab';
 import type { Host, Pod } from '../lab/host';
 import { waitFor } from '../lab/sh';
 import { execStatus } from '../util/exec';
-import { attachTrace, PendingTrace, TraceEventJson } from './admin-client';
+import { attachTrace, type PendingTrace, type TraceEventJson } from './admin-client';
 import { readPcap } from './pcap';
 
 export interface Traced {

@@ -20,7 +20,20 @@ export interface HeaderTable {
 }
 
 /** Byte offset and length of each IPv4 header field, relative to the header, in ipRows' order. */
-const IP_SPANS: [number, number][] = [[0, 1], [0, 1], [1, 1], [2, 2], [4, 2], [6, 1], [6, 2], [8, 1], [9, 1], [10, 2], [12, 4], [16, 4]];
+const IP_SPANS: [number, number][] = [
+  [0, 1],
+  [0, 1],
+  [1, 1],
+  [2, 2],
+  [4, 2],
+  [6, 1],
+  [6, 2],
+  [8, 1],
+  [9, 1],
+  [10, 2],
+  [12, 4],
+  [16, 4],
+];
 const at = (o: number, spans: [number, number][]) => spans.map(([s, l]) => [o + s, l] as [number, number]);
 
 const PROTO: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP' };
@@ -66,7 +79,11 @@ export function headerTables(d: FlannelDatagram, T: Text, names: Names): HeaderT
         ['Source MAC', d.link.src!, names.who(d.link.src!) ?? ''],
         ['EtherType', `0x${d.link.etherType.toString(16).padStart(4, '0')}`, 'IPv4'],
       ],
-      [[0, 6], [6, 6], [12, 2]],
+      [
+        [0, 6],
+        [6, 6],
+        [12, 2],
+      ],
     );
   }
   table('outer', T.pkt.outerIp, d.outer.offset, d.outer.headerLength, ipRows(d.outer, T, names, T.pkt.outerTtl), at(d.outer.offset, IP_SPANS));
@@ -86,7 +103,12 @@ export function headerTables(d: FlannelDatagram, T: Text, names: Names): HeaderT
       ['Length', String(u.length), vx ? `8 + ${innerLen}` : T.pkt.udpLength(innerLen, innerTotal)],
       ['Checksum', hex4(u.checksum), checksumNote],
     ],
-    at(u.offset, [[0, 2], [2, 2], [4, 2], [6, 2]]),
+    at(u.offset, [
+      [0, 2],
+      [2, 2],
+      [4, 2],
+      [6, 2],
+    ]),
   );
   if (d.vxlan && d.innerLink) {
     const v = d.vxlan;
@@ -99,7 +121,10 @@ export function headerTables(d: FlannelDatagram, T: Text, names: Names): HeaderT
         ['Flags', `0x${v.flags.toString(16).padStart(2, '0')}`, v.flags & 0x08 ? T.pkt.vxFlags : ''],
         ['VNI', String(v.vni), T.pkt.vni(v.vni)],
       ],
-      at(v.offset, [[0, 1], [4, 3]]),
+      at(v.offset, [
+        [0, 1],
+        [4, 3],
+      ]),
     );
     const e = d.innerLink;
     table(
@@ -112,7 +137,11 @@ export function headerTables(d: FlannelDatagram, T: Text, names: Names): HeaderT
         ['Source MAC', e.src!, names.who(e.src!) ?? T.pkt.innerMacSrc],
         ['EtherType', `0x${e.etherType.toString(16).padStart(4, '0')}`, 'IPv4'],
       ],
-      at(e.offset, [[0, 6], [6, 6], [12, 2]]),
+      at(e.offset, [
+        [0, 6],
+        [6, 6],
+        [12, 2],
+      ]),
     );
   }
   table('inner', T.pkt.innerIp, d.inner.offset, d.inner.headerLength, ipRows(d.inner, T, names, vx ? T.pkt.vxInnerTtl(d.inner.ttl) : T.pkt.innerTtl(d.inner.ttl)), at(d.inner.offset, IP_SPANS));
@@ -124,7 +153,11 @@ export function headerTables(d: FlannelDatagram, T: Text, names: Names): HeaderT
       ['Code', String(i.code), ''],
       ['Checksum', hex4(i.checksum), i.checksumOk ? T.pkt.checksumOk : T.pkt.checksumBad],
     ];
-    const spans: [number, number][] = [[0, 1], [1, 1], [2, 2]];
+    const spans: [number, number][] = [
+      [0, 1],
+      [1, 1],
+      [2, 2],
+    ];
     if (i.id !== undefined) {
       rows.push(['Identifier', String(i.id), T.pkt.icmpId], ['Sequence Number', String(i.seq), T.pkt.icmpSeq]);
       spans.push([4, 2], [6, 2]);

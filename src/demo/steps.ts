@@ -2,17 +2,16 @@
 // the namespace named by its prompt), and every output printed is its real
 // output; the narration around it comes from text.ts in the chosen language.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../lab/lab';
+import { type Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
-import { Host, Pod, SubnetEnv } from '../lab/host';
+import { Host, type Pod, type SubnetEnv } from '../lab/host';
 import { BackendNode } from '../lab/topology';
-import { run, sleep, tryRun, waitFor } from '../lab/sh';
+import { run, tryRun, waitFor } from '../lab/sh';
 import { execStatus } from '../util/exec';
 import { FlannelError } from '../util/errors';
-import { Ui } from './ui';
-import { Text } from './text';
+import type { Ui } from './ui';
+import type { Text } from './text';
 import { decodeFlannelDatagram } from './pcap';
 import { exitWithin, observePing, tcpdumpArgv } from './observe';
 export type { TraceEventJson } from './admin-client';
@@ -186,7 +185,15 @@ export class DemoRun {
     ui.line();
     ui.table(
       T.s2.tableHeader,
-      this.hosts.map((h, i) => [h.name, h.ip, this.subnetOf(this.envs[i]), this.pods.get(h)!.map((pod) => `${this.placeOf(pod).name} ${pod.ip}`).join(', ')]),
+      this.hosts.map((h, i) => [
+        h.name,
+        h.ip,
+        this.subnetOf(this.envs[i]),
+        this.pods
+          .get(h)!
+          .map((pod) => `${this.placeOf(pod).name} ${pod.ip}`)
+          .join(', '),
+      ]),
     );
     ui.para(T.s2.tableNote);
   }
@@ -457,7 +464,12 @@ export class DemoRun {
     p.done();
     await exitWithin(server, 5000);
     const lines = (r.stdout + r.stderr).trimEnd().split('\n');
-    const summary = lines.slice(Math.max(0, lines.findIndex((l) => /- - - -/.test(l))));
+    const summary = lines.slice(
+      Math.max(
+        0,
+        lines.findIndex((l) => /- - - -/.test(l)),
+      ),
+    );
     ui.cmd(this.placeOf(a).name, shjoin(argv), T.s6.whyIperf(label), summary.join('\n'));
     const m = /([\d.]+)\s+([KMG]?)bits\/sec.*receiver/.exec(r.stdout);
     if (m) into.mbps = Number(m[1]) * ({ K: 1e-3, M: 1, G: 1e3 } as Record<string, number>)[m[2] || 'M'];

@@ -29,7 +29,8 @@ const EN = {
 
   s2: {
     title: '2. Three hosts, flanneld on each, and pods',
-    intro: 'Each host is a namespace whose eth0 is plugged into the switch: the underlay, 198.18.0.0/16, as a data centre network would be. flanneld starts on each with the flags a real node would use:',
+    intro:
+      'Each host is a namespace whose eth0 is plugged into the switch: the underlay, 198.18.0.0/16, as a data centre network would be. flanneld starts on each with the flags a real node would use:',
     whyFlanneld: "--iface: the underlay NIC, whose address becomes the lease's PublicIP; the files go to the demo's directory, not /run/flannel",
     sameOnOthers: (log: string) =>
       `The same on h2 and h3 (logs: ${log}). Each daemon reads the config, picks a free /24, writes its lease to etcd with a transaction that fails if the key exists, creates flannel0 and writes subnet.env.`,
@@ -123,7 +124,7 @@ const EN = {
     title: '6. The same ping over udp and over kernel vxlan',
     intro: (network: string) =>
       `flannel's udp backend makes every packet cross between the kernel and user space twice (flanneld reads flannel0 and writes a socket; on the far host, the reverse); vxlan encapsulates inside the kernel, and the daemon only programs it. To compare on the same hosts, a second network for vxlan, ${network} under its own etcd prefix (the udp config's SubnetMax left it free), and a second flanneld on h1 and h3 with flannel-ts's vxlan backend. It creates flannel.1 and, for each peer, the route, neighbour and fdb entry the seeds show; each host gets a bridge brvx with one pod (h1-vx1, h3-vx1).`,
-    whyVxConfig: "a second network, for the vxlan backend, under its own prefix",
+    whyVxConfig: 'a second network, for the vxlan backend, under its own prefix',
     whyVxFlanneld: 'a second flanneld on h1 (and on h3), for the vxlan network: its own prefix, subnet file and admin socket',
     waitingVx: 'waiting for flanneld (vxlan) on h1 and h3',
     readyVx: (s: number) => `flanneld (vxlan) is up on h1 and h3 (${f1(s)} s)`,
@@ -144,8 +145,7 @@ const EN = {
     conclusion: (rttU?: number, rttV?: number, mbpsU?: number, mbpsV?: number) =>
       (rttU && rttV && mbpsU && mbpsV
         ? `On this machine, udp's round trip is ${(rttU / rttV).toFixed(1)}× vxlan's and its throughput ${((mbpsU / mbpsV) * 100).toFixed(0)}% of vxlan's: the price of crossing into user space, which flannel-ts keeps down by moving packets in batches. `
-        : '') +
-      'Why use udp at all: where the network drops VXLAN (a cloud security group that passes only TCP, UDP and ICMP), it still gets through, as the seeds say: UDP passes firewalls.',
+        : '') + 'Why use udp at all: where the network drops VXLAN (a cloud security group that passes only TCP, UDP and ICMP), it still gets through, as the seeds say: UDP passes firewalls.',
   },
 
   pkt: {
@@ -183,7 +183,7 @@ const EN = {
     vxDstPort: "vxlan's port (Backend.Port; Linux's default, IANA's is 4789)",
     vxInnerTtl: (ttl: number): string => (ttl === 63 ? '64 from the pod, -1 h1 kernel' : ''),
     innerMacSrc: "h1's flannel.1 (VTEP MAC)",
-    innerMacDst: "the far flannel.1 (VTEP MAC, from the neighbour entry)",
+    innerMacDst: 'the far flannel.1 (VTEP MAC, from the neighbour entry)',
   },
 
   keep: {
@@ -223,7 +223,8 @@ const EN = {
     leasesMismatch: (keys: string[], expected: string[]) => `etcd lists the leases ${keys.join(' ')} but the hosts hold ${expected.join(' ')}`,
     attach: (what: string) => `${what} to attach`,
     vxlanPath: 'a ping over vxlan from h1-vx to h3-vx',
-    vxlanNotReady: "flannel-ts's vxlan backend did not come up on h1 and h3 (the demo compares udp with it): see flanneld-vx.log in the lab's directory; the kernel needs the vxlan module (modprobe vxlan)",
+    vxlanNotReady:
+      "flannel-ts's vxlan backend did not come up on h1 and h3 (the demo compares udp with it): see flanneld-vx.log in the lab's directory; the kernel needs the vxlan module (modprobe vxlan)",
     pingLost: (out: string) => `the ping across hosts lost packets:\n${out}`,
     noTrace: (file: string, content: string) => `the trace printed no event (${file}):\n${content}`,
     emptyPcap: (file: string) => `tcpdump captured nothing (${file})`,
@@ -257,8 +258,7 @@ const ZH: Text = {
     title: '2. 三台宿主机，每台一个 flanneld，再加上 Pod',
     intro: '每台宿主机是一个命名空间，它的 eth0 接在交换机上：这就是底层网络（underlay），198.18.0.0/16，相当于机房里的物理网络。每台宿主机上用真实节点同样的参数启动 flanneld：',
     whyFlanneld: '--iface 指定底层网卡，它的地址就是租约里的 PublicIP；文件放在演示目录里，不碰 /run/flannel',
-    sameOnOthers: (log) =>
-      `h2、h3 上也一样（日志：${log}）。每个 flanneld 读取配置，挑一个空闲的 /24，用“key 已存在则失败”的事务把租约写进 etcd，创建 flannel0，再写出 subnet.env。`,
+    sameOnOthers: (log) => `h2、h3 上也一样（日志：${log}）。每个 flanneld 读取配置，挑一个空闲的 /24，用“key 已存在则失败”的事务把租约写进 etcd，创建 flannel0，再写出 subnet.env。`,
     waiting: (names) => `等待 ${names.join('、')} 上的 flanneld：先拿到租约，再启动 flannel0`,
     ready: (names, s) => `${names.join('、')} 上的 flanneld 已就绪（${f1(s)} 秒）`,
     podsIntro:

@@ -52,6 +52,7 @@ function charWidth(cp: number): number {
   return 1;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour sequences this strips.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /** Columns `s` takes on a terminal (ANSI escapes ignored). */
@@ -198,7 +199,7 @@ export class Ui {
   /** A note set apart from the narration (seeds' v2 commands, caveats). */
   note(s: string): void {
     const lines = wrap(s, this.width - 4);
-    lines.forEach((l, i) => this.line(`  ${this.style('dim', i === 0 ? '※ ' : '  ')}${this.style('dim', l)}`));
+    for (const [i, l] of lines.entries()) this.line(`  ${this.style('dim', i === 0 ? '※ ' : '  ')}${this.style('dim', l)}`);
   }
 
   /**
@@ -229,9 +230,22 @@ export class Ui {
   table(header: string[], rows: string[][], indent = 2): void {
     const widths = header.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ''))));
     const pad = ' '.repeat(indent);
-    const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : padEnd(c, widths[i]))).join('  ').replace(/\s+$/, '');
+    const fmt = (r: string[]) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : padEnd(c, widths[i])))
+        .join('  ')
+        .replace(/\s+$/, '');
     this.line(pad + this.style('bold', fmt(header)));
-    this.line(pad + this.style('dim', widths.filter((w) => w > 0).map((w) => (this.opts.color ? '─' : '-').repeat(w)).join('  ')));
+    this.line(
+      pad +
+        this.style(
+          'dim',
+          widths
+            .filter((w) => w > 0)
+            .map((w) => (this.opts.color ? '─' : '-').repeat(w))
+            .join('  '),
+        ),
+    );
     for (const r of rows) this.line(pad + fmt(r));
   }
 

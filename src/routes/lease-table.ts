@@ -107,7 +107,7 @@ export class LeaseTable {
   /** Adds or replaces the lease for its subnet. Returns what changed for the data plane. */
   upsert(lease: Lease): LeaseDiff {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
-    if (this.local && this.local.equals(lease.subnet)) return diff;
+    if (this.local?.equals(lease.subnet)) return diff;
     const old = this.get(lease.subnet);
     if (old && old.publicIp === lease.publicIp && JSON.stringify(old.backendData) === JSON.stringify(lease.backendData)) return diff;
     const peer: Peer = {

@@ -15,7 +15,7 @@ export {
   freeSubnetCount,
   pickFreeSubnet,
 } from './subnets';
-export { SubnetFileValues, formatSubnetFile, writeSubnetFile, readSubnetFile, parseEnvText } from './subnet-env';
+export { SubnetFileValues, formatSubnetFile, writeSubnetFile, readSubnetFile } from './subnet-env';
 export {
   DEFAULT_PREFIX,
   LEASE_TTL_SEC,

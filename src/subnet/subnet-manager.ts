@@ -61,14 +61,12 @@ export interface SubnetManagerOptions {
   random?: (n: number) => number;
 }
 
-export declare interface SubnetManager {
-  on(event: 'lease', listener: (lease: Lease) => void): this;
-  on(event: 'change', listener: (diff: LeaseDiff) => void): this;
-  on(event: 'etcd', listener: (up: boolean) => void): this;
-  on(event: 'config', listener: (change: string | undefined) => void): this;
-  once(event: 'lease', listener: (lease: Lease) => void): this;
-  once(event: 'change', listener: (diff: LeaseDiff) => void): this;
-  once(event: 'etcd', listener: (up: boolean) => void): this;
+/** The events a SubnetManager emits, with their arguments (see the header). */
+interface SubnetManagerEvents {
+  lease: [lease: Lease];
+  change: [diff: LeaseDiff];
+  etcd: [up: boolean];
+  config: [change: string | undefined];
 }
 
 interface WatchOutcome {
@@ -79,7 +77,7 @@ interface WatchOutcome {
   requested: boolean;
 }
 
-export class SubnetManager extends EventEmitter {
+export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   private readonly registry: SubnetRegistry;
   private attrs: LeaseAttrs;
   private accept: (lease: Lease) => boolean;
@@ -334,7 +332,7 @@ export class SubnetManager extends EventEmitter {
     const old = this.own;
     this.own = lease;
     this.scheduleRenew();
-    if (this.table && (!old || !old.subnet.equals(lease.subnet))) {
+    if (this.table && (!old?.subnet.equals(lease.subnet))) {
       this.emitDiff(this.table.setLocalSubnet(lease.subnet));
     }
   }

@@ -1,7 +1,7 @@
 // How daemons come up: waiting for a config, refusing a bad one without
 // touching etcd, and sizing flannel0 from the underlay MTU.
 
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';

@@ -149,6 +149,7 @@ describe('flannel-ts demo', () => {
     const before = namespaces();
     const r = await cli(['demo', '--plain'], 90_000);
     assert.equal(r.status, 0, r.stdout + r.stderr);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ANSI colour sequence.
     assert.doesNotMatch(r.stdout, /\x1b\[|\r/, 'no colour and no progress line with --plain');
     checkFacts(r.stdout, { outer: 'outer IPv4 header', udp: 'UDP header', inner: 'inner IPv4 header', icmp: 'ICMP header' });
     assert.match(r.stdout, /== 7\. Done\n {2}✓ removed 13 namespaces/);
@@ -163,6 +164,7 @@ describe('flannel-ts demo', () => {
     // No --plain: stdout is a pipe, so colour and the progress line are off by themselves.
     const r = await cli(['demo', '--lang', 'zh', '--keep', '--state', state], 90_000);
     assert.equal(r.status, 0, r.stdout + r.stderr);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ANSI colour sequence.
     assert.doesNotMatch(r.stdout, /\x1b\[|\r/, 'colour off when stdout is not a terminal');
     for (const heading of ['== 1. etcd：flannel 保存网络配置和租约的地方', '== 3. etcd 里的租约', '逐跳跟踪', '-- 5.5 底层网络上', '完整路径', '== 7. 集群继续运行（--keep）']) {
       assert.ok(r.stdout.includes(heading), `zh heading: ${heading}`);

@@ -86,7 +86,7 @@ describe('security', () => {
   });
 
   check('etcd over mutual TLS: the right CA and client certificate work, traffic flows', async () => {
-    const flags = (h: Host, healthzIp: string) => [`--etcd-prefix=${prefix}`, `--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`, `--healthz-ip=${healthzIp}`, `--healthz-port=${HEALTHZ}`];
+    const flags = (_h: Host, healthzIp: string) => [`--etcd-prefix=${prefix}`, `--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`, `--healthz-ip=${healthzIp}`, `--healthz-port=${HEALTHZ}`];
     const a = newHost();
     const b = newHost();
     a.startFlanneld(tls.endpoint, flags(a, '127.0.0.1'));

@@ -1,7 +1,7 @@
 // Three hosts running flanneld with the udp backend against one real etcd:
 // the core promises of the product, checked as a user would see them.
 
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';

@@ -8,7 +8,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -40,7 +40,11 @@ let url = '';
 let prefix = '';
 let browser: Browser | undefined;
 
-const namespaces = (p: string) => run(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`${p}-`));
+const namespaces = (p: string) =>
+  run(['ip', 'netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => n.startsWith(`${p}-`));
 
 /** The leases as etcd holds them (read here, in etcd's namespace: not through the page or its server). */
 async function etcdLeases(): Promise<Map<string, string>> {
@@ -131,7 +135,18 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     await page.click('button.stop[data-host="h2"]');
     await page.waitForSelector('#topo [data-id="h2:flanneld"].down', { timeout: 15_000 });
     const h2ip = before.hosts.h2.ip;
-    const del = await execStatus(['ip', 'netns', 'exec', `${prefix}-etcd`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${ETCD}`, 'del', `${PREFIX}/subnets/${before.hosts.h2.lease.replace('/', '-')}`]);
+    const del = await execStatus([
+      'ip',
+      'netns',
+      'exec',
+      `${prefix}-etcd`,
+      'env',
+      'ETCDCTL_API=3',
+      'etcdctl',
+      `--endpoints=${ETCD}`,
+      'del',
+      `${PREFIX}/subnets/${before.hosts.h2.lease.replace('/', '-')}`,
+    ]);
     assert.equal(del.stdout.trim(), '1', del.stderr);
     const t0 = Date.now();
     await page.waitForFunction((ip) => document.querySelector(`#topo g.host[data-ip="${ip}"]`)?.getAttribute('data-lease') === '', { timeout: 8000 }, h2ip);
@@ -162,7 +177,8 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
       seen.push(await page.$eval('#hop', (e) => ({ at: (e as unknown as El).dataset.at!, text: e.textContent ?? '' })));
     }
     const ats = seen.map((s) => s.at);
-    for (const want of ['pod:h1-pod1', 'h1:cni0', 'h1:flannel0', 'h1:flanneld', 'h1:eth0', 'switch', 'h3:flanneld', 'h3:flannel0', 'pod:h3-pod2']) assert.ok(ats.includes(want), `a hop at ${want}: ${ats.join(' ')}`);
+    for (const want of ['pod:h1-pod1', 'h1:cni0', 'h1:flannel0', 'h1:flanneld', 'h1:eth0', 'switch', 'h3:flanneld', 'h3:flannel0', 'pod:h3-pod2'])
+      assert.ok(ats.includes(want), `a hop at ${want}: ${ats.join(' ')}`);
     const leases = await etcdLeases();
     const h3Subnet = leases.get('198.18.0.3')!;
     assert.match(seen[ats.indexOf('h1:flanneld')].text, new RegExp(`${h3Subnet.replace(/\./g, '\\.')}.*198\\.18\\.0\\.3`), 'the tx hop names the lease of the peer');
@@ -171,17 +187,31 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     // The same bytes, read by tcpdump from the pcap the page decoded.
     const pcap = /# (\/\S+\.pcap)/.exec(seen[ats.indexOf('h1:eth0')].text)![1];
     const td = await execStatus(['tcpdump', '-r', pcap, '-n', '-xx', '-c', '1']);
-    const hex = td.stdout.split('\n').filter((l) => /^\s+0x/.test(l)).map((l) => l.replace(/^\s+0x[0-9a-f]+:\s+/, '').replace(/\s+/g, '')).join('');
+    const hex = td.stdout
+      .split('\n')
+      .filter((l) => /^\s+0x/.test(l))
+      .map((l) => l.replace(/^\s+0x[0-9a-f]+:\s+/, '').replace(/\s+/g, ''))
+      .join('');
     const b = Buffer.from(hex, 'hex');
     const ip = (o: number) => [...b.subarray(o, o + 4)].join('.');
     const truth = { outerSrc: ip(26), outerDst: ip(30), srcPort: String(b.readUInt16BE(34)), dstPort: String(b.readUInt16BE(36)), innerSrc: ip(42 + 12), innerDst: ip(42 + 16) };
     assert.match(td.stdout, new RegExp(`${truth.outerSrc}\\.${truth.srcPort} > ${truth.outerDst}\\.${truth.dstPort}: UDP`), td.stdout);
     const shown = await page.evaluate(() => {
       const v = (layer: string, f: string) => document.querySelector(`#cap-udp tr[data-layer="${layer}"][data-field="${f}"] td.value`)?.textContent;
-      return { outerSrc: v('outer', 'Source'), outerDst: v('outer', 'Destination'), srcPort: v('udp', 'Source Port'), dstPort: v('udp', 'Destination Port'), innerSrc: v('inner', 'Source'), innerDst: v('inner', 'Destination') };
+      return {
+        outerSrc: v('outer', 'Source'),
+        outerDst: v('outer', 'Destination'),
+        srcPort: v('udp', 'Source Port'),
+        dstPort: v('udp', 'Destination Port'),
+        innerSrc: v('inner', 'Source'),
+        innerDst: v('inner', 'Destination'),
+      };
     });
     assert.deepEqual(shown, truth);
-    assert.deepEqual([truth.outerSrc, truth.outerDst, truth.dstPort, truth.innerDst], ['198.18.0.1', '198.18.0.3', '8285', await page.$eval('#topo [data-pod="h3-pod2"]', (e) => e.getAttribute('data-pod-ip'))]);
+    assert.deepEqual(
+      [truth.outerSrc, truth.outerDst, truth.dstPort, truth.innerDst],
+      ['198.18.0.1', '198.18.0.3', '8285', await page.$eval('#topo [data-pod="h3-pod2"]', (e) => e.getAttribute('data-pod-ip'))],
+    );
     const wire = seen[ats.indexOf('switch')].text;
     assert.ok(wire.includes(`${truth.outerSrc}:${truth.srcPort}`) && wire.includes(`${truth.outerDst}:${truth.dstPort}`), wire);
     // The vxlan datagram beside it: UDP 8472 and a VXLAN header.
@@ -205,7 +235,10 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     await page.click('#measure-rtt');
     await page.waitForSelector('#chart rect.bar', { timeout: 60_000 });
     const bars = await page.$$eval('#chart rect.bar', (es) => es.map((e) => [e.getAttribute('data-backend'), Number(e.getAttribute('data-value'))] as const));
-    assert.deepEqual(bars.map((x) => x[0]), ['udp', 'vxlan']);
+    assert.deepEqual(
+      bars.map((x) => x[0]),
+      ['udp', 'vxlan'],
+    );
     for (const [, ms] of bars) assert.ok(ms > 0 && ms < 1000, `an RTT in ms: ${ms}`);
     await page.close();
   });
@@ -227,7 +260,11 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     assert.equal(await request('GET', '/api/state', { Host: host }), 403, 'no token');
     assert.equal(await request('GET', '/?token=wrong', { Host: host }), 403, 'wrong token');
     assert.equal(await request('GET', '/api/state', { Host: `rebound.example:${u.port}`, 'X-Flannel-Token': token }), 403, 'DNS rebinding: another Host');
-    assert.equal(await request('POST', '/api/flanneld', { Host: host, 'X-Flannel-Token': token, Origin: 'http://evil.example', 'Content-Type': 'application/json' }, '{"host":"h1","action":"stop"}'), 403, 'another Origin');
+    assert.equal(
+      await request('POST', '/api/flanneld', { Host: host, 'X-Flannel-Token': token, Origin: 'http://evil.example', 'Content-Type': 'application/json' }, '{"host":"h1","action":"stop"}'),
+      403,
+      'another Origin',
+    );
     assert.equal(await request('GET', '/api/journey', { Host: host, 'X-Flannel-Token': token }), 405, 'actions are POST only');
     assert.equal(await request('GET', '/api/state', { Host: host, 'X-Flannel-Token': token }), 200);
   });
@@ -239,13 +276,16 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     assert.equal(await exited, 0, out);
     assert.deepEqual(namespaces(prefix), [], 'no namespace left');
     const dir = path.dirname(/(\/\S+\/narration\.log)/.exec(out)![1]);
-    const left = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid).filter((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
-      } catch {
-        return false;
-      }
-    });
+    const left = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid)
+      .filter((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+        } catch {
+          return false;
+        }
+      });
     assert.deepEqual(left, [], 'no process of the cluster left');
     assert.equal(fs.existsSync(dir), false, "the lab's directory is removed");
     assert.match(out, /SIGTERM/);

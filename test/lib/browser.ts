@@ -3,7 +3,7 @@
 // As root, chromium needs --no-sandbox; the browser only ever loads the
 // web view on 127.0.0.1.
 
-import puppeteer, { Browser } from 'puppeteer-core';
+import puppeteer, { type Browser } from 'puppeteer-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 

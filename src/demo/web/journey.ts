@@ -8,8 +8,8 @@
 import type { Pod } from '../../lab/host';
 import type { DemoRun } from '../steps';
 import { ETCD_PREFIX } from '../steps';
-import { observePing, ObservedPing } from '../observe';
-import { decodeFlannelDatagram, decodeVxlanDatagram, FlannelDatagram } from '../pcap';
+import { observePing, type ObservedPing } from '../observe';
+import { decodeFlannelDatagram, decodeVxlanDatagram, type FlannelDatagram } from '../pcap';
 import { headerTables } from '../packet-view';
 import { text } from '../text';
 import { inNs } from './live';
@@ -30,7 +30,13 @@ async function routeGet(ns: string, args: string[]): Promise<{ cmd: string; outp
 async function matchedRoute(ns: string, dst: string): Promise<string> {
   const r = await inNs(ns, ['ip', 'route', 'show', 'match', dst]);
   const len = (l: string) => (l.startsWith('default') ? 0 : Number(/^\S+\/(\d+)/.exec(l)?.[1] ?? 32));
-  return r.out.split('\n').filter(Boolean).sort((a, b) => len(b) - len(a))[0]?.trim() ?? r.out.trim();
+  return (
+    r.out
+      .split('\n')
+      .filter(Boolean)
+      .sort((a, b) => len(b) - len(a))[0]
+      ?.trim() ?? r.out.trim()
+  );
 }
 
 export class Journeys {
@@ -143,7 +149,13 @@ export class Journeys {
     }
 
     if (delivered) {
-      hops.push({ at: `${h1.name}:eth0`, title: W.wire(`${h1.name} eth0`, `${h3.name} eth0`), decided: cap ? W.wireSaid(cap.outer.src, cap.outer.srcPort, cap.outer.dst, cap.outer.dstPort) : W.noCapture, evidence: { cmd: seen.pcapFile, output: seen.tcpdumpLog.trim() }, drop: !cap });
+      hops.push({
+        at: `${h1.name}:eth0`,
+        title: W.wire(`${h1.name} eth0`, `${h3.name} eth0`),
+        decided: cap ? W.wireSaid(cap.outer.src, cap.outer.srcPort, cap.outer.dst, cap.outer.dstPort) : W.noCapture,
+        evidence: { cmd: seen.pcapFile, output: seen.tcpdumpLog.trim() },
+        drop: !cap,
+      });
       hops.push({ at: 'switch', title: W.wire(h1.ip, h3.ip), decided: cap ? W.wireSaid(cap.outer.src, cap.outer.srcPort, cap.outer.dst, cap.outer.dstPort) : W.noCapture });
       delivered = !!cap;
     }
@@ -170,7 +182,13 @@ export class Journeys {
       const far = await routeGet(h3.ns, [dst.ip, 'from', src.ip, 'iif', tun]);
       hops.push({ at: `${h3.name}:${tun}`, title: W.farRoute(h3.name), decided: W.routeMatched(await matchedRoute(h3.ns, dst.ip)), evidence: far });
       hops.push({ at: `${h3.name}:${brFar}`, title: W.bridge(brFar, h3.name), decided: '' });
-      hops.push({ at: `pod:${t.name}`, title: W.arrive(t.name), decided: W.reply(seen.ping.received, seen.ping.sent), evidence: { cmd: `ping -c 2 ${dst.ip}`, output: seen.ping.output.trim() }, drop: seen.ping.received === 0 });
+      hops.push({
+        at: `pod:${t.name}`,
+        title: W.arrive(t.name),
+        decided: W.reply(seen.ping.received, seen.ping.sent),
+        evidence: { cmd: `ping -c 2 ${dst.ip}`, output: seen.ping.output.trim() },
+        drop: seen.ping.received === 0,
+      });
     }
     return { backend, src: s, dst: t, ping: { output: seen.ping.output, sent: seen.ping.sent, received: seen.ping.received }, hops, capture: cap };
   }

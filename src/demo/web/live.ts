@@ -80,11 +80,7 @@ export class LiveState {
   async host(i: number): Promise<HostView> {
     const d = this.demo;
     const h = d.hosts[i];
-    const [dev, fdb, neigh] = await Promise.all([
-      this.devices(h.ns),
-      inNs(h.ns, ['bridge', 'fdb', 'show', 'dev', 'flannel.1']),
-      inNs(h.ns, ['ip', 'neigh', 'show', 'dev', 'flannel.1']),
-    ]);
+    const [dev, fdb, neigh] = await Promise.all([this.devices(h.ns), inNs(h.ns, ['bridge', 'fdb', 'show', 'dev', 'flannel.1']), inNs(h.ns, ['ip', 'neigh', 'show', 'dev', 'flannel.1'])]);
     const vxNode = d.vxNodes.find((n) => n.host === h);
     const view: HostView = {
       name: h.name,
@@ -96,7 +92,13 @@ export class LiveState {
       pods: this.pods(i),
     };
     if (vxNode) {
-      const lines = (s: { ok: boolean; out: string }) => (s.ok ? s.out.split('\n').map((x) => x.trim()).filter(Boolean) : []);
+      const lines = (s: { ok: boolean; out: string }) =>
+        s.ok
+          ? s.out
+              .split('\n')
+              .map((x) => x.trim())
+              .filter(Boolean)
+          : [];
       view.vx = {
         flannel1: dev.get('flannel.1'),
         brvx: dev.get(vxNode.bridge),

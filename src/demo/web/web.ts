@@ -14,7 +14,7 @@ import { text } from '../text';
 import { adminRequest } from '../admin-client';
 import { LiveState, inNs } from './live';
 import { Journeys } from './journey';
-import { Route, Serial, WebRequestError, startWebServer } from './server';
+import { type Route, Serial, WebRequestError, startWebServer } from './server';
 import type { BackendKind, Lang, MeasureView, PeerCounters } from './api';
 
 export interface WebOptions {
@@ -143,7 +143,10 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
             const [us, ud] = journeys.defaults('udp');
             const [vs, vd] = journeys.defaults('vxlan');
             const out: MeasureView[] = [];
-            for (const [backend, s, d] of [['udp', us, ud], ['vxlan', vs, vd]] as const) {
+            for (const [backend, s, d] of [
+              ['udp', us, ud],
+              ['vxlan', vs, vd],
+            ] as const) {
               const m = await demo.measureRtt(s, d, backend);
               if (b.throughput === true) await demo.measureTput(s, d, m, backend);
               out.push({ backend, rttAvgMs: m.rttAvgMs, mbps: m.mbps, output: `${m.rttOutput}\n${m.iperfOutput}`.trim() });
@@ -161,7 +164,9 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
       },
     }));
     server = await startWebServer(o.port, guarded, (s) => fs.appendFileSync(path.join(lab.dir, 'web.log'), `${new Date().toISOString()} ${s}\n`));
-    const p = out.progress(o.lang === 'zh' ? '正在搭建集群（etcd、3 台宿主机上的 flanneld、Pod、vxlan 对比网络）' : 'building the cluster (etcd, flanneld on 3 hosts, pods, the vxlan comparison network)');
+    const p = out.progress(
+      o.lang === 'zh' ? '正在搭建集群（etcd、3 台宿主机上的 flanneld、Pod、vxlan 对比网络）' : 'building the cluster (etcd, flanneld on 3 hosts, pods, the vxlan comparison network)',
+    );
     await demo.build();
     built = true;
     p.done(o.lang === 'zh' ? `集群已就绪（${p.elapsed.toFixed(1)} 秒），过程记录在 ${narration}` : `cluster ready (${p.elapsed.toFixed(1)} s); its narration is in ${narration}`);

@@ -7,7 +7,7 @@
 import type { JourneyView } from '../api.js';
 import { byId, h, svg } from './dom.js';
 import type { Labels } from './i18n.js';
-import { Box, centre } from './topology.js';
+import { type Box, centre } from './topology.js';
 
 export class JourneyView_ {
   journey: JourneyView | undefined;
@@ -50,7 +50,7 @@ export class JourneyView_ {
     const j = this.journey;
     const L = this.L;
     const layer = this.topo.querySelector('#overlay-layer');
-    this.topo.querySelectorAll('.node.current, .node.visited').forEach((e) => e.classList.remove('current', 'visited'));
+    for (const e of this.topo.querySelectorAll('.node.current, .node.visited')) e.classList.remove('current', 'visited');
     byId('hop-count').textContent = j ? L.hop(this.step, j.hops.length) : '';
     (byId('prev') as HTMLButtonElement).disabled = !j || this.step <= 1;
     (byId('next') as HTMLButtonElement).disabled = !j || this.step >= j.hops.length;
@@ -68,7 +68,10 @@ export class JourneyView_ {
       const b = boxes.get(hp.at);
       if (!b) return;
       const c = centre(b);
-      if (hp.at !== 'switch') return void pts.push(c);
+      if (hp.at !== 'switch') {
+        pts.push(c);
+        return;
+      }
       const prev = pts[pts.length - 1];
       const next = j.hops[i + 1] && boxes.get(j.hops[i + 1].at);
       if (prev) pts.push({ x: prev.x, y: c.y });
@@ -89,9 +92,9 @@ export class JourneyView_ {
     }
     panel.replaceChildren(
       ...[
-      h('div', { class: 'hoptitle' }, h('span', { class: 'hopno' }, String(this.step)), cur.title),
-      cur.decided ? h('div', { class: cur.drop ? 'decided drop' : 'decided' }, h('span', { class: 'k' }, `${cur.drop ? L.dropped : L.decided}: `), cur.decided) : undefined,
-      cur.evidence ? h('div', { class: 'evidence' }, h('div', { class: 'cmd' }, `# ${cur.evidence.cmd}`), h('pre', {}, cur.evidence.output)) : undefined,
+        h('div', { class: 'hoptitle' }, h('span', { class: 'hopno' }, String(this.step)), cur.title),
+        cur.decided ? h('div', { class: cur.drop ? 'decided drop' : 'decided' }, h('span', { class: 'k' }, `${cur.drop ? L.dropped : L.decided}: `), cur.decided) : undefined,
+        cur.evidence ? h('div', { class: 'evidence' }, h('div', { class: 'cmd' }, `# ${cur.evidence.cmd}`), h('pre', {}, cur.evidence.output)) : undefined,
       ].filter((x): x is HTMLDivElement => x !== undefined),
     );
     panel.dataset.step = String(this.step);

@@ -43,9 +43,13 @@ export function renderCapture(root: HTMLElement, nestRow: HTMLElement, c: Captur
   const bytes = c.hex.match(/../g)!.map((x) => parseInt(x, 16));
   const hexCells: HTMLElement[] = [];
   const highlight = (start: number, length: number) => {
-    hexCells.forEach((e, i) => e.classList.toggle('hl', i >= start && i < start + length));
+    hexCells.forEach((e, i) => {
+      e.classList.toggle('hl', i >= start && i < start + length);
+    });
   };
-  const clear = () => hexCells.forEach((e) => e.classList.remove('hl'));
+  const clear = () => {
+    for (const e of hexCells) e.classList.remove('hl');
+  };
 
   // Nested boxes: the innermost first, each wrapped by its header's box.
   let inner: HTMLElement | undefined;

@@ -11,7 +11,7 @@ import { labels } from './i18n.js';
 import { JourneyView_ } from './journey.js';
 import { renderCapture } from './layers.js';
 import { drawChart } from './chart.js';
-import { Box, drawTopology } from './topology.js';
+import { type Box, drawTopology } from './topology.js';
 
 const params = new URLSearchParams(location.search);
 const lang = params.get('lang') === 'zh' ? 'zh' : 'en';
@@ -44,7 +44,10 @@ function status(text: string, error = false): void {
 
 function fillPods(s: StateView): void {
   const pods = s.hosts.flatMap((h) => h.pods);
-  for (const [id, def] of [['src', 0], ['dst', 1]] as const) {
+  for (const [id, def] of [
+    ['src', 0],
+    ['dst', 1],
+  ] as const) {
     const sel = byId('sel-' + id) as HTMLSelectElement;
     if (sel.options.length === pods.length) continue;
     const keep = sel.value;
@@ -69,7 +72,9 @@ function hostActions(s: StateView): void {
         h('b', {}, hv.name),
         btn(L.routes, async () => showRoutes(hv.name), 'routes'),
         btn(L.deleteLease, () => post('/api/lease/delete', { host: hv.name }), 'del-lease'),
-        hv.flanneld.running ? btn(L.stopFlanneld, () => post('/api/flanneld', { host: hv.name, action: 'stop' }), 'stop') : btn(L.startFlanneld, () => post('/api/flanneld', { host: hv.name, action: 'start' }), 'start'),
+        hv.flanneld.running
+          ? btn(L.stopFlanneld, () => post('/api/flanneld', { host: hv.name, action: 'stop' }), 'stop')
+          : btn(L.startFlanneld, () => post('/api/flanneld', { host: hv.name, action: 'start' }), 'start'),
       );
     }),
   );
@@ -106,7 +111,19 @@ async function refresh(): Promise<void> {
 async function refreshCounters(): Promise<void> {
   const rows = await get<PeerCounters[]>('/api/counters').catch(() => []);
   const t = h('table', { class: 'counters' }, h('tr', {}, h('th', {}, L.host), h('th', {}, L.peer), h('th', {}, 'tx pkts'), h('th', {}, 'rx pkts'), h('th', {}, 'tx bytes'), h('th', {}, 'rx bytes')));
-  for (const r of rows) t.append(h('tr', {}, h('td', {}, r.host), h('td', {}, `${r.subnet} @ ${r.publicIp}`), h('td', {}, String(r.txPackets)), h('td', {}, String(r.rxPackets)), h('td', {}, String(r.txBytes)), h('td', {}, String(r.rxBytes))));
+  for (const r of rows)
+    t.append(
+      h(
+        'tr',
+        {},
+        h('td', {}, r.host),
+        h('td', {}, `${r.subnet} @ ${r.publicIp}`),
+        h('td', {}, String(r.txPackets)),
+        h('td', {}, String(r.rxPackets)),
+        h('td', {}, String(r.txBytes)),
+        h('td', {}, String(r.rxBytes)),
+      ),
+    );
   byId('counters').replaceChildren(t);
 }
 

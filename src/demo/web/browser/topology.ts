@@ -110,7 +110,9 @@ function drawHost(root: SVGElement, boxes: Map<string, Box>, s: StateView, h: Ho
     ...h.vx.fdb.slice(0, 2).map((f): [string, string] => ['FDB ', `${f.split(' ')[0]} → ${/dst (\S+)/.exec(f)?.[1] ?? '?'}`]),
   ];
   const g1 = node(boxes, `${h.name}:flannel.1`, v1, 'vx', ['flannel.1', device(h.vx.flannel1, '—')]);
-  entries.forEach(([k, e], i) => g1.append(svg('text', { x: v1.x + 5, y: v1.y + 46 + i * 13, class: 'entry' }, svg('tspan', { class: 'k' }, k), e)));
+  entries.forEach(([k, e], i) => {
+    g1.append(svg('text', { x: v1.x + 5, y: v1.y + 46 + i * 13, class: 'entry' }, svg('tspan', { class: 'k' }, k), e));
+  });
   g.append(g1);
   const vbr: Box = { x: vx0, y: Math.max(HOST_Y + 236, v1.y + v1.h + 16), w: vw, h: 40 };
   g.append(node(boxes, `${h.name}:brvx`, vbr, 'bridge', ['brvx', device(h.vx.brvx, '—')]));
@@ -146,9 +148,15 @@ function drawEtcd(root: SVGElement, boxes: Map<string, Box>, s: StateView, L: La
     g.append(svg('text', { x, y: b.y + 42, class: 'etcdkey' }, key));
     g.append(svg('text', { x, y: b.y + 56, class: 'etcdconf' }, describeConfig(config)));
     g.append(svg('text', { x, y: b.y + 76, class: 'etcdsub' }, title));
-    leases.forEach((l, i) =>
-      g.append(svg('text', { x, y: b.y + 92 + i * 15, class: `lease ${cls}`, 'data-lease': l.subnet, 'data-public-ip': l.publicIp }, `${l.subnet} → ${l.publicIp}${l.vtepMac ? ` (VTEP ${l.vtepMac})` : ''}${l.leaseId ? ` · lease ${l.leaseId}` : ''}`)),
-    );
+    leases.forEach((l, i) => {
+      g.append(
+        svg(
+          'text',
+          { x, y: b.y + 92 + i * 15, class: `lease ${cls}`, 'data-lease': l.subnet, 'data-public-ip': l.publicIp },
+          `${l.subnet} → ${l.publicIp}${l.vtepMac ? ` (VTEP ${l.vtepMac})` : ''}${l.leaseId ? ` · lease ${l.leaseId}` : ''}`,
+        ),
+      );
+    });
   };
   col(b.x + 14, L.leases, s.etcd.configKey, s.etcd.config, s.etcd.leases, 'udp');
   col(b.x + 480, L.vxLeases, s.etcd.vxConfigKey, s.etcd.vxConfig, s.etcd.vxLeases, 'vxlan');
