@@ -223,6 +223,17 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     await page.hover('#cap-vxlan tr[data-layer="vxlan"][data-field="VNI"]');
     assert.deepEqual(await page.$$eval('#cap-vxlan .b.hl', (es) => es.map((e) => e.textContent)), ['00', '00', '01'], 'VNI 1');
 
+    // The per-peer counters (each flanneld's admin socket) count the ping: h1 sent to h3's lease.
+    await page.waitForFunction(
+      (subnet) =>
+        [...document.querySelectorAll('#counters tr')].some((tr) => {
+          const cells = [...(tr as unknown as { cells: Iterable<El> }).cells].map((c) => c.textContent);
+          return cells[0] === 'h1' && cells[1] === `${subnet} @ 198.18.0.3` && Number(cells[2]) > 0;
+        }),
+      { timeout: 10_000 },
+      h3Subnet,
+    );
+
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.evaluate(() => (location.hash = '#step=6'));
     await new Promise((r) => setTimeout(r, 600));
