@@ -146,7 +146,7 @@ export async function main(argv: string[]): Promise<void> {
   const stateFlag = o.state === defaultStatePath() ? '' : ` --state ${o.state}`;
   preflight(T);
   if (o.keep) await ensureNoKeptDemo(o.state, `${self} shell${stateFlag} h1`, `${self} demo --down${stateFlag}`, T);
-  if (o.web) return runWeb({ port: o.port, lang: o.lang, keep: o.keep, state: o.state, self }, ui);
+  if (o.web) return runWeb({ port: o.port, lang: o.lang, keep: o.keep, state: o.state, self, shell: `${self} shell${stateFlag} h1`, down: `${self} demo --down${stateFlag}` }, ui);
 
   // --keep: the daemons get their own session, so they outlive us.
   const lab = new Lab({ detached: o.keep });

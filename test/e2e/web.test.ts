@@ -302,3 +302,32 @@ describe('flannel-ts demo --web', { timeout: 240_000 }, () => {
     assert.match(out, /SIGTERM/);
   });
 });
+
+describe('flannel-ts demo --web --keep', { timeout: 180_000 }, () => {
+  test('Ctrl-C closes the page but keeps the cluster; demo --down removes it', async () => {
+    const state = path.join(fs.mkdtempSync('/tmp/flannel-ts-webkeep-'), 'state.json');
+    const c = spawn(process.execPath, [FLANNEL_TS, 'demo', '--web', '--keep', '--port', '0', '--plain', '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    c.stdout.on('data', (d: Buffer) => (text += d));
+    c.stderr.on('data', (d: Buffer) => (text += d));
+    let p = '';
+    try {
+      await waitFor('the URL', () => /^http:\/\/127\.0\.0\.1:\d+\/\?token=/m.test(text) || c.exitCode !== null, 120_000);
+      assert.equal(c.exitCode, null, text);
+      p = /\/(ft[a-z0-9]+)-[^/]+\/narration\.log/.exec(text)![1];
+      const up = namespaces(p).length;
+      const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+      c.kill('SIGINT');
+      assert.equal(await exited, 0, text);
+      assert.match(text, /the cluster stays up/);
+      assert.match(text, new RegExp(`demo --down --state ${state.replace(/[.]/g, '\\.')}`));
+      assert.equal(namespaces(p).length, up, 'every namespace is kept');
+      const down = await execStatus([process.execPath, FLANNEL_TS, 'demo', '--down', '--state', state], { timeoutMs: 60_000 });
+      assert.equal(down.status, 0, down.stdout + down.stderr);
+      assert.deepEqual(namespaces(p), [], 'demo --down removed them');
+    } finally {
+      if (c.exitCode === null) c.kill('SIGTERM');
+      if (fs.existsSync(state)) await execStatus([process.execPath, FLANNEL_TS, 'demo', '--down', '--state', state], { timeoutMs: 60_000 });
+    }
+  });
+});

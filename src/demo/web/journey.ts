@@ -7,7 +7,7 @@
 
 import type { Pod } from '../../lab/host';
 import type { DemoRun } from '../steps';
-import { ETCD_PREFIX } from '../steps';
+import { ETCD_PREFIX, formatJson } from '../steps';
 import { observePing, type ObservedPing } from '../observe';
 import { decodeFlannelDatagram, decodeVxlanDatagram, type FlannelDatagram } from '../pcap';
 import { headerTables } from '../packet-view';
@@ -123,7 +123,7 @@ export class Journeys {
       const ev = seen.tx?.ev;
       const hop: Hop = { at: `${h1.name}:flanneld`, title: W.tunRead(h1.name), decided: W.noEvent, drop: true };
       if (ev) {
-        hop.evidence = { cmd: `flannel-ts trace --admin-socket=${h1.adminSocket} --host ${dst.ip} --proto icmp --json`, output: seen.tx!.line };
+        hop.evidence = { cmd: `flannel-ts trace --admin-socket=${h1.adminSocket} --host ${dst.ip} --proto icmp --json`, output: formatJson(seen.tx!.line) };
         if (ev.decision === 'forwarded' && ev.peer) {
           hop.decided = W.leaseNamed(ev.peer.subnet, ev.peer.publicIp, `${ETCD_PREFIX}/subnets/${ev.peer.subnet.replace('/', '-')}`);
           hop.drop = false;
@@ -171,7 +171,7 @@ export class Journeys {
         at: `${h3.name}:flanneld`,
         title: W.rxDaemon(h3.name),
         decided: ev ? (ok ? W.rxDecided(ev.decision) : W.dropped(ev.decision)) : W.noEvent,
-        evidence: seen.rx ? { cmd: `flannel-ts trace --admin-socket=${h3.adminSocket} --host ${dst.ip} --proto icmp --json`, output: seen.rx.line } : undefined,
+        evidence: seen.rx ? { cmd: `flannel-ts trace --admin-socket=${h3.adminSocket} --host ${dst.ip} --proto icmp --json`, output: formatJson(seen.rx.line) } : undefined,
         drop: !ok,
       });
       delivered = ok;

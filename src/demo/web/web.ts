@@ -24,6 +24,9 @@ export interface WebOptions {
   state: string;
   /** Kept-cluster record for `flannel-ts shell` (DemoRun.facts). */
   self: string;
+  /** With --keep: the commands to step in and to tear down, as printed at the end. */
+  shell: string;
+  down: string;
 }
 
 const bad = (msg: string) => new WebRequestError(msg);
@@ -178,12 +181,13 @@ export async function runWeb(o: WebOptions, out: Ui): Promise<void> {
         : `From another machine: ssh -L ${server.port}:127.0.0.1:${server.port} <this machine>, then open the same address there. Ctrl-C ends it${o.keep ? ' (the cluster is kept: demo --down removes it)' : ' and removes everything'}.`,
     );
     const sig = await finished;
-    out.line(T.end.interrupted(sig));
     await server.close();
     if (o.keep) {
       lab.keep(o.state, demo.facts(o.self) as unknown as Record<string, unknown>);
-      out.line(T.end.teardown(`${o.self} demo --down`));
+      out.line(o.lang === 'zh' ? `（${sig}）网页已关闭，集群继续运行。进入：${o.shell}` : `(${sig}) the page is closed; the cluster stays up. Step in: ${o.shell}`);
+      out.line(T.end.teardown(o.down));
     } else {
+      out.line(T.end.interrupted(sig));
       const n = lab.namespaces.length;
       await lab.destroy();
       out.line(T.end.removed(n));
