@@ -50,6 +50,7 @@ export class JourneyView_ {
     const j = this.journey;
     const L = this.L;
     const layer = this.topo.querySelector('#overlay-layer');
+    const under = this.topo.querySelector('#path-layer');
     for (const e of this.topo.querySelectorAll('.node.current, .node.visited')) e.classList.remove('current', 'visited');
     byId('hop-count').textContent = j ? L.hop(this.step, j.hops.length) : '';
     (byId('prev') as HTMLButtonElement).disabled = !j || this.step <= 1;
@@ -58,6 +59,7 @@ export class JourneyView_ {
     if (!j || !layer) {
       panel.replaceChildren(h('p', { class: 'muted' }, L.noJourney));
       layer?.replaceChildren();
+      under?.replaceChildren();
       return;
     }
     const boxes = this.boxes();
@@ -79,11 +81,14 @@ export class JourneyView_ {
       if (!prev && !next) pts.push(c);
     });
     layer.replaceChildren();
-    if (pts.length > 1) layer.append(svg('polyline', { points: pts.map((p) => `${p.x},${p.y}`).join(' '), class: 'path' }));
+    under?.replaceChildren();
+    if (pts.length > 1) under?.append(svg('polyline', { points: pts.map((p) => `${p.x},${p.y}`).join(' '), class: 'path' }));
     for (const hp of hops) this.topo.querySelector(`[data-id="${CSS.escape(hp.at)}"]`)?.classList.add('visited');
     const cur = j.hops[this.step - 1];
     this.topo.querySelector(`[data-id="${CSS.escape(cur.at)}"]`)?.classList.add(cur.drop ? 'dropped' : 'current', 'current');
-    const target = pts[pts.length - 1];
+    // The packet sits on the current box's left edge, so it does not hide the box's text.
+    const curBox = cur.at === 'switch' ? undefined : boxes.get(cur.at);
+    const target = curBox ? { x: curBox.x, y: centre(curBox).y } : pts[pts.length - 1];
     if (target) {
       const dot = svg('circle', { r: 9, class: cur.drop ? 'packet drop' : 'packet', cx: target.x, cy: target.y });
       layer.append(dot);

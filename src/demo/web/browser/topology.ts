@@ -59,11 +59,11 @@ function device(d: DeviceView | undefined, fallback: string): string {
   return d?.addr ?? fallback;
 }
 
-function drawHost(root: SVGElement, boxes: Map<string, Box>, s: StateView, h: HostView, x: number, L: Labels): void {
+function drawHost(root: SVGElement, bg: SVGElement, boxes: Map<string, Box>, s: StateView, h: HostView, x: number, L: Labels): void {
   const lease = leaseOf(s.etcd.leases, h.ip);
   const g = svg('g', { class: 'host', 'data-host': h.name, 'data-ip': h.ip, 'data-lease': lease?.subnet ?? '' });
   root.append(g);
-  g.append(svg('rect', { x, y: HOST_Y, width: HOST_W, height: HOST_H, rx: 12, class: 'hostbox' }));
+  bg.append(svg('rect', { x, y: HOST_Y, width: HOST_W, height: HOST_H, rx: 12, class: 'hostbox' }));
   g.append(svg('text', { x: x + 16, y: HOST_Y + 26, class: 'hostname' }, `${h.name}`));
   const leaseText = lease ? `${L.lease} ${lease.subnet}` : L.noLease;
   g.append(svg('text', { x: x + HOST_W - 14, y: HOST_Y + 26, class: lease ? 'leasetag' : 'leasetag missing', 'text-anchor': 'end', 'data-lease-text': '' }, leaseText));
@@ -170,18 +170,21 @@ export function drawTopology(root: SVGSVGElement, s: StateView, L: Labels): Map<
   root.replaceChildren();
   root.setAttribute('viewBox', `0 0 ${WIDTH} ${HOST_Y + HOST_H + 12}`);
   const wires = svg('g', { class: 'wires' });
-  root.append(wires);
+  // The journey's path goes over the hosts' and the switch's backgrounds but
+  // under the devices (seen between them); the packet goes over everything.
+  const bg = svg('g', { class: 'backgrounds' });
+  root.append(wires, bg, svg('g', { id: 'path-layer' }));
   const etcd = drawEtcd(root, boxes, s, L);
   const sw: Box = { x: 20, y: SWITCH_Y, w: WIDTH - 40, h: 30 };
   boxes.set('switch', sw);
   wires.append(link(etcd, sw, 'wire underlay', s.etcd.ip));
   const g = svg('g', { class: 'switch', 'data-id': 'switch' });
-  g.append(svg('rect', { x: sw.x, y: sw.y, width: sw.w, height: sw.h, rx: 6 }));
+  bg.append(svg('rect', { x: sw.x, y: sw.y, width: sw.w, height: sw.h, rx: 6, class: 'switchbar' }));
   g.append(svg('text', { x: sw.x + sw.w / 2, y: sw.y + 20 }, `${L.switch} · 198.18.0.0/16`));
   root.append(g);
   s.hosts.forEach((h, i) => {
     const x = 20 + i * (HOST_W + HOST_GAP);
-    drawHost(root, boxes, s, h, x, L);
+    drawHost(root, bg, boxes, s, h, x, L);
     const eth0 = boxes.get(`${h.name}:eth0`)!;
     wires.append(link(sw, eth0, 'wire underlay'));
   });
