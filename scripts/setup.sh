@@ -23,7 +23,7 @@ fi
 absent=()
 while read -r cmd pkg _; do
   case "$cmd" in ''|'#'*) continue ;; esac
-  if [[ "$cmd" == /* ]]; then [ -x "$cmd" ] || absent+=("$cmd ($pkg)")
+  if [[ "$cmd" == /* ]]; then [ -f "$cmd" ] || absent+=("$cmd ($pkg)")
   else command -v "$cmd" >/dev/null || absent+=("$cmd ($pkg)"); fi
 done < scripts/requirements.txt
 if [ ${#absent[@]} -gt 0 ]; then

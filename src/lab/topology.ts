@@ -63,14 +63,16 @@ export class BackendNode {
     this.bridge = BRIDGES[backend];
   }
 
+  /** This node's admin socket: never the default /run/flannel/...: lab daemons keep to the lab's directory. */
+  get adminSocket(): string {
+    return path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`);
+  }
+
   /** Starts bin/flanneld in the host's namespace (the lab's one command line, flanneldArgv). */
   start(extraArgs: string[] = []): Daemon {
     fs.appendFileSync(this.logFile, `--- start ${new Date().toISOString()}\n`);
     this.logOffset = fs.statSync(this.logFile).size;
-    const argv = flanneldArgv(
-      { etcdEndpoint: this.etcdEndpoint, subnetFile: this.subnetFile, adminSocket: path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`) },
-      [`--etcd-prefix=${this.prefix}`, ...this.extraArgs, ...extraArgs],
-    );
+    const argv = flanneldArgv({ etcdEndpoint: this.etcdEndpoint, subnetFile: this.subnetFile, adminSocket: this.adminSocket }, [`--etcd-prefix=${this.prefix}`, ...this.extraArgs, ...extraArgs]);
     this.daemon = new Daemon(this.host, this.host.lab.spawnIn(this.host.ns, argv, this.logFile), this.logFile);
     return this.daemon;
   }
