@@ -23,7 +23,7 @@ fi
 absent=()
 while read -r cmd pkg _; do
   case "$cmd" in ''|'#'*) continue ;; esac
-  if [[ "$cmd" == /* ]]; then [ -x "$cmd" ] || absent+=("$cmd ($pkg)")
+  if [[ "$cmd" == /* ]]; then [ -f "$cmd" ] || absent+=("$cmd ($pkg)")
   else command -v "$cmd" >/dev/null || absent+=("$cmd ($pkg)"); fi
 done < scripts/requirements.txt
 if [ ${#absent[@]} -gt 0 ]; then
@@ -36,5 +36,6 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f build/Release/flannel_tun.node ] || npm run install
+# Both modules of binding.gyp: the product's addon and its test build.
+{ [ -f build/Release/flannel_tun.node ] && [ -f build/Release/flannel_tun_test.node ]; } || npm run install
 npm run --silent build

@@ -3,6 +3,8 @@
 // reads events until it hangs up.
 //   {"cmd":"trace","host":"198.19.3.2","protocol":1,"dropsOnly":false,"sample":1}
 //   {"cmd":"leases"}   -> one line: this node's lease table
+//   {"cmd":"counters"} -> one line: the flannel_* metrics as JSON (what /metrics
+//                         says, for a caller outside the node's namespace)
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -16,6 +18,8 @@ export interface AdminHandlers {
   /** Attaches a tracer to the data plane; false when the backend forwards in the kernel (nothing to trace). */
   setTracer(t: Tracer | undefined): boolean;
   leases(): unknown;
+  /** The flannel_* metrics (prom-client's JSON form); optional so a node without metrics still answers the rest. */
+  counters?(): Promise<unknown>;
 }
 
 export interface AdminServer {
@@ -54,6 +58,12 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
         return void sock.end(`${JSON.stringify({ error: 'request is not JSON' })}\n`);
       }
       if (req.cmd === 'leases') return void sock.end(`${JSON.stringify(h.leases())}\n`);
+      if (req.cmd === 'counters' && h.counters) {
+        return void h.counters().then(
+          (c) => sock.end(`${JSON.stringify(c)}\n`),
+          (e: Error) => sock.end(`${JSON.stringify({ error: e.message })}\n`),
+        );
+      }
       if (req.cmd !== 'trace') return void sock.end(`${JSON.stringify({ error: `unknown command ${req.cmd}` })}\n`);
       if (tracing) return void sock.end(`${JSON.stringify({ error: 'another trace is running on this node' })}\n`);
       const filter: TraceFilter = { dropsOnly: req.dropsOnly === true };

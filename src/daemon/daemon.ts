@@ -98,6 +98,7 @@ export class Flanneld {
             return true;
           },
           leases: () => ({ local: this.lease?.subnet.toString(), backend: this.backend?.type, peers: this.table?.describe() ?? [] }),
+          counters: async () => (await this.metrics().getMetricsAsJSON()).filter((m) => m.name.startsWith('flannel_')),
         },
         this.log,
         o.adminSocketGiven,

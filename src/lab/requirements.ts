@@ -43,9 +43,21 @@ function executable(p: string): boolean {
   }
 }
 
-/** Whether `command` runs: an absolute path as it is, a name on `pathVar` (PATH). */
+function present(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `command` is there: a name must be an executable on `pathVar`
+ * (PATH); an absolute path is checked as it is, present (a CNI plugin, or a
+ * data file such as the CJK font the Chinese web page needs).
+ */
 export function commandExists(command: string, pathVar = process.env.PATH ?? ''): boolean {
-  if (command.includes('/')) return executable(command);
+  if (command.includes('/')) return present(command);
   return pathVar.split(':').some((dir) => dir !== '' && executable(path.join(dir, command)));
 }
 

@@ -24,6 +24,7 @@ import { LeaseAttrs } from './lease-value';
 import { Logger, silentLogger } from '../util/log';
 import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
 import { Backoff } from './backoff';
+import { Clock, systemClock } from '../util/clock';
 import { LogOnce } from '../util/log-once';
 import { sleep } from '../util/sleep';
 import { acquireSubnetLease } from './acquire';
@@ -44,8 +45,10 @@ export interface SubnetManagerOptions {
   acceptLease?: (lease: Lease) => boolean;
   /** FLANNEL_SUBNET from the subnet file of the previous run (readSubnetFile). */
   previousSubnet?: Ip4Net;
-  /** Renew this many minutes before expiry (--subnet-lease-renew-margin, default 60; fractions allowed for tests). */
+  /** Renew this many whole minutes before expiry (--subnet-lease-renew-margin, default 60). */
   renewMarginMinutes?: number;
+  /** The clock renewals are timed by (default the system's; tests move a manual one). */
+  clock?: Clock;
   log?: Logger;
   /** TTL of the etcd lease, seconds (default 86400, flannel's). */
   leaseTtlSec?: number;
@@ -99,7 +102,8 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   private cfgText: string | undefined;
   private up = false;
   private table: LeaseTable | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
+  private renewTimer: unknown;
+  private readonly clock: Clock;
   private renewing = false;
   private reacquiring: Promise<void> | undefined;
   private activeWatch: { watch: LeaseWatch; end: () => void } | undefined;
@@ -118,14 +122,15 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     this.logOnce = new LogOnce(this.log);
     this.ttlSec = opts.leaseTtlSec ?? LEASE_TTL_SEC;
     const margin = opts.renewMarginMinutes ?? 60;
-    if (!(margin > 0 && margin * 60 < this.ttlSec)) {
+    if (!(Number.isInteger(margin) && margin > 0 && margin * 60 < this.ttlSec)) {
       throw new SubnetError(
         'FLANNEL_ERR_OPTIONS',
-        `--subnet-lease-renew-margin ${margin} is out of range: it must be more than 0 and less than the lease TTL ` +
+        `--subnet-lease-renew-margin ${margin} is out of range: it must be a whole number of minutes, more than 0 and less than the lease TTL ` +
           `(${this.ttlSec / 60} minutes), e.g. the default 60`,
       );
     }
     this.marginMs = margin * 60_000;
+    this.clock = opts.clock ?? systemClock;
     this.configRetryMs = opts.configRetryMs ?? 1000;
     this.retryMinMs = opts.retryMinMs ?? 1000;
     this.retryMaxMs = opts.retryMaxMs ?? 10_000;
@@ -291,7 +296,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   async close(): Promise<void> {
     if (this.stopper.signal.aborted) return;
     this.stopper.abort(Object.assign(new Error('SubnetManager closed'), { name: 'AbortError', code: 'ABORT_ERR' }));
-    clearTimeout(this.renewTimer);
+    this.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
     const w = this.activeWatch;
     this.activeWatch = undefined;
@@ -348,7 +353,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     const config = this.cfg;
     this.reacquiring = (async () => {
       this.log.warn(`${reason}; acquiring a lease again`);
-      clearTimeout(this.renewTimer);
+      this.clock.clearTimeout(this.renewTimer);
       const old = this.own;
       const backoff = new Backoff(this.retryMinMs, this.retryMaxMs);
       let lease: RegistryLease | undefined;
@@ -384,14 +389,14 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   // ---------------------------------------------------------------- renewal
 
   private scheduleRenew(delayMs?: number): void {
-    clearTimeout(this.renewTimer);
+    this.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
     const own = this.own;
     if (this.closed || !own || own.leaseId === '0' || own.expiration === undefined) return; // reservations never expire
-    const due = delayMs ?? own.expiration - this.marginMs - Date.now();
+    const due = delayMs ?? own.expiration - this.marginMs - this.clock.now();
     this.log.debug(`Lease ${own.subnet} (etcd lease ${own.leaseId}) renews in ${Math.max(0, Math.round(due / 1000))} s`);
     // setTimeout fires at once beyond 2^31-1 ms; an early renewal is harmless.
-    this.renewTimer = setTimeout(() => void this.renew(), Math.min(Math.max(0, due), 0x7fffffff));
+    this.renewTimer = this.clock.setTimeout(() => void this.renew(), Math.min(Math.max(0, due), 0x7fffffff));
   }
 
   /** flannel's RenewLease: re-put our key on a fresh 24 h etcd lease, if it is still ours. */

@@ -38,16 +38,6 @@ export interface TunOffloads {
   tso: boolean;
 }
 
-/** One writev of tunWrite as planned by groPlan. */
-export interface GroUnit {
-  /** Rows of the batch in this write, in order; more than one = a GSO super-packet. */
-  rows: number[];
-  /** The 10-byte virtio_net_hdr written first (all zero for a plain packet). */
-  vnetHdr: Buffer;
-  /** A super-packet's IP + TCP header as written (the first row's, patched); null for a plain packet. */
-  header: Buffer | null;
-}
-
 export interface FlannelTunNative {
   /** Opens /dev/net/tun (non-blocking, close-on-exec) and attaches it to a
    *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) (|IFF_VNET_HDR with a
@@ -84,21 +74,6 @@ export interface FlannelTunNative {
   /** The offloads of a TUN fd now; an fd opened by another thread is probed
    *  (gro is then assumed on when vnetHdr is). Throws for a non-TUN fd. */
   tunOffloads(fd: number): TunOffloads;
-  /** Tests only: what tunWrite with gro would write for rows 0..count-1, one
-   *  unit per writev, in order; no syscall, data is left unchanged. */
-  groPlan(data: Buffer, desc: Int32Array, count: number): GroUnit[];
-  /** Tests only: what tunRead does with one read on a TSO fd, without a
-   *  syscall. data[0..len) holds a 10-byte virtio_net_hdr (host byte order)
-   *  and a packet as the kernel hands them over; it is checksummed or split
-   *  in place, rows of desc filled as tunRead fills them. Returns the rows,
-   *  0 if tunRead would drop the packet, -1 if data/desc are too small. */
-  tsoSplit(data: Buffer, desc: Int32Array, len: number): number;
-  /** Tests only: the folded ones-complement sum (not inverted) of
-   *  data[offset..offset+length), as a 16-bit big-endian number; 0xffff over
-   *  a header or segment whose checksum is right. */
-  onesSum(data: Buffer, offset: number, length: number): number;
-  /** Tests only: the next GSO write on fd carries a header the kernel refuses (EINVAL). */
-  tunTestRefuseGso(fd: number): void;
   /** A blocking IPv4 UDP socket (SO_SNDTIMEO 100 ms, SO_REUSEADDR) bound to
    *  bindAddr:port (0 = any). rcvbuf/sndbuf > 0 set buffer sizes, forced past
    *  net.core.*mem_max when CAP_NET_ADMIN allows. offloads (both default

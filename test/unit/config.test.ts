@@ -293,7 +293,9 @@ describe('subnet arithmetic', () => {
     const allButOne: Ip4Net[] = [];
     for (let ip = parseIp4('10.0.0.4'); ip < parseIp4('10.0.3.252'); ip += 4) allButOne.push(new Ip4Net(ip, 30));
     assert.equal(pickFreeSubnet(full, allButOne)!.toString(), '10.0.3.252/30');
-    assert.ok(performance.now() - t0 < 2000, 'too slow');
+    // A guard against quadratic picking (minutes here), not a speed target:
+    // linear picking takes well under a second even on a loaded machine.
+    assert.ok(performance.now() - t0 < 20_000, 'picking is no longer linear in the leases held');
   });
 });
 
