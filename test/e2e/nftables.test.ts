@@ -129,8 +129,9 @@ describe('nftables mode (EnableNFTables)', () => {
     assert.match(n1.daemon!.log().slice(from), /table ip flannel-ipv4 already holds masquerade/);
     assert.equal(nftTable(n1), before, 'identical after the restart');
     n1.exec(['nft', 'flush', 'chain', 'ip', 'flannel-ipv4', 'postrtg']);
-    await waitFor('table repaired', () => nftTable(n1) === before, 5000, 100);
-    assert.match(n1.daemon!.log().slice(from), /were missing or changed; recreated them/);
+    // The log line comes after nft's transaction returns: wait for it, then compare.
+    await n1.daemon!.waitForLog(/were missing or changed; recreated them/, 15_000, from);
+    assert.equal(nftTable(n1), before, 'the resync put back exactly what was there');
   });
 
   check('a host without the iptables binaries on PATH runs in nftables mode; iptables mode there fails saying what to install', async () => {
