@@ -12,7 +12,8 @@
         "src/tun/native/tun_tso.c",
         "src/tun/native/checksum.c",
         "src/tun/native/udp.c",
-        "src/tun/native/poll.c"
+        "src/tun/native/poll.c",
+        "src/tun/native/wait.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],

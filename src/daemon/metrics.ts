@@ -1,6 +1,7 @@
-// Prometheus metrics (prom-client). The data plane keeps plain typed-array
-// counters; they are copied into prom-client's metrics at scrape time, so the
-// hot path never calls into a metrics library.
+// Prometheus metrics (prom-client). The data-plane thread keeps typed-array
+// counters in shared memory; they are read here, on the main thread, at
+// scrape time (no message to the thread), so the hot path never calls into a
+// metrics library.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -77,10 +78,9 @@ export function createMetrics(src: MetricsSources): Registry {
     const t = src.table();
     if (!c || !t) return;
     for (const p of t.peers()) {
-      const s = c.peerSlot(p.index);
       const l = { subnet: p.subnet.toString(), public_ip: formatIp4(p.publicIp) };
-      set({ ...l, direction: 'tx' }, c.peer[s + unit]);
-      set({ ...l, direction: 'rx' }, c.peer[s + 2 + unit]);
+      set({ ...l, direction: 'tx' }, c.peerWord(p.index, unit));
+      set({ ...l, direction: 'rx' }, c.peerWord(p.index, 2 + unit));
     }
   };
   const peerLabels = ['subnet', 'public_ip', 'direction'];

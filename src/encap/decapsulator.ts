@@ -16,7 +16,11 @@ export class Decapsulator {
     capacity = 4096,
   ) {
     this.verdicts = new Uint8Array(capacity);
+    this.peerOf = new Int32Array(capacity);
   }
+
+  /** Per admitted descriptor of the last `process` call: the sending peer's index (counted after the write, in pump.ts). */
+  readonly peerOf: Int32Array;
 
   /**
    * Per descriptor of the last `process` call: 0 = forwarded, else the
@@ -38,6 +42,7 @@ export class Decapsulator {
     const c = this.counters;
     const drops = c.rxDrops;
     const v = this.verdicts;
+    const po = this.peerOf;
     const local = this.table.localSubnet;
     if (local === undefined) {
       // No lease yet: nothing can be for us.
@@ -95,9 +100,7 @@ export class Decapsulator {
         desc[k + D_LEN] = 0;
         continue;
       }
-      const slot = c.peerSlot(peer.index);
-      c.peer[slot + 2]++;
-      c.peer[slot + 3] += len;
+      po[i] = peer.index;
       bytes += len;
       v[i] = 0;
       out++;

@@ -52,12 +52,13 @@ export class Tracer {
   private inWindow = 0;
 
   constructor(
-    private readonly filter: TraceFilter,
-    private readonly sink: (e: TraceEvent) => void,
+    readonly filter: TraceFilter,
+    /** Where events go; on the data-plane thread, a post to the main thread, which calls the admin socket's sink. */
+    readonly sink: (e: TraceEvent) => void,
     /** Report one in `sampleEvery` matching packets. */
-    private readonly sampleEvery = 1,
+    readonly sampleEvery = 1,
     /** At most this many events per second. */
-    private readonly maxPerSecond = 200,
+    readonly maxPerSecond = 200,
   ) {}
 
   /**

@@ -19,6 +19,7 @@
 //   throw TypeError; out-of-range numbers and rows, RangeError.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as batch from './batch';
 
 export interface TunOpenResult {
   fd: number;
@@ -140,6 +141,21 @@ export interface FlannelTunNative {
   pollStop(handle: PollHandle): void;
   /** close(2); also forgets fd's UDP / TUN offload state. */
   closeFd(fd: number): void;
+  /** The data-plane thread's wait: an epoll fd on `fds` (fd i reports bit 1 << i) and an eventfd (bit WAKE_BIT). */
+  dpWaitOpen(fds: number[]): { epfd: number; wakeFd: number };
+  /** Blocks until a watched fd is readable or dpWake; spins spinUs µs first. Returns the ready bits (0 on timeout).
+   *  stats (optional Float64Array >= 4): [blocked wake-ups, wake-ups while spinning, ns blocked, monotonic ns at return]. */
+  dpWait(epfd: number, wakeFd: number, timeoutMs: number, spinUs: number, stats?: Float64Array): number;
+  /** Wakes the thread waiting on wakeFd (any thread may call it). */
+  dpWake(wakeFd: number): void;
+  /** The calling thread's [minor faults, major faults, user µs, system µs, monotonic ns]. */
+  threadStats(out: Float64Array): void;
+  /** setpriority for the calling thread only. */
+  threadNice(nice: number): void;
+  /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT). */
+  memLock(): void;
+  /** The descriptor layout compiled into the addon (checked against batch.ts at load). */
+  readonly layout: Record<string, number>;
   readonly DESC_WORDS: number;
   /** Most messages per udpRecv/udpSend call. */
   readonly MAX_BATCH: number;
@@ -166,12 +182,53 @@ export function native(): FlannelTunNative {
         'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild',
     );
   }
+  let mod: FlannelTunNative;
   try {
-    loaded = require(file) as FlannelTunNative;
+    mod = require(file) as FlannelTunNative;
   } catch (err) {
-    throw new Error(`cannot load ${file} (rebuild it for this Node: npx node-gyp rebuild): ${(err as Error).message}`, {
+    throw new Error(`cannot load ${file} (rebuild it for this Node: npm run install): ${(err as Error).message}`, {
       cause: err,
     });
   }
+  checkLayout(mod.layout, file);
+  loaded = mod;
   return loaded;
+}
+
+/** The eventfd's bit in dpWait's result. */
+export const WAKE_BIT = 1 << 30;
+
+/**
+ * The addon and batch.ts must agree on every descriptor column and limit: a
+ * stale build after a layout change would otherwise misread every row.
+ */
+export function checkLayout(compiled: Record<string, number> | undefined, file: string): void {
+  const want: Record<string, number> = {
+    DESC_WORDS: batch.DESC_WORDS,
+    D_OFF: batch.D_OFF,
+    D_LEN: batch.D_LEN,
+    D_ADDR: batch.D_ADDR,
+    D_PORT: batch.D_PORT,
+    MAX_BATCH: batch.MAX_BATCH,
+    GRO_MAX_SEGMENTS: batch.GRO_MAX_SEGMENTS,
+    TSO_MIN_SLOT: batch.TSO_MIN_SLOT,
+    READ_INFO_READS: batch.READ_INFO_READS,
+    READ_INFO_DRAINED: batch.READ_INFO_DRAINED,
+    READ_INFO_SUPER: batch.READ_INFO_SUPER,
+    READ_INFO_SEGMENTS: batch.READ_INFO_SEGMENTS,
+    READ_INFO_DROPPED: batch.READ_INFO_DROPPED,
+    READ_INFO_STASHED: batch.READ_INFO_STASHED,
+    READ_INFO_WORDS: batch.READ_INFO_WORDS,
+  };
+  const wrong = Object.keys(want).filter((k) => compiled?.[k] !== want[k]);
+  if (wrong.length > 0) {
+    throw Object.assign(
+      new Error(
+        `${file} was built for another descriptor layout than src/tun/batch.ts (${wrong
+          .map((k) => `${k}: addon ${compiled?.[k]}, batch.ts ${want[k]}`)
+          .join('; ')}): rebuild the addon (npm run install) and keep flannel_tun.h and batch.ts in step`,
+      ),
+      { code: 'FLANNEL_ERR_ADDON_LAYOUT' },
+    );
+  }
 }

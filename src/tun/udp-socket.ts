@@ -40,8 +40,18 @@ export class UdpSocket extends FdHandle {
     return native().MAX_BATCH;
   }
 
-  private constructor(fd: number) {
-    super(fd);
+  private constructor(fd: number, owned = true) {
+    super(fd, owned);
+  }
+
+  /**
+   * A UdpSocket for an fd another object owns (the data-plane thread uses the
+   * main thread's socket; fds are process-wide, the addon probes the fd's
+   * offloads in this thread). close() leaves the fd open.
+   */
+  static attach(fd: number): UdpSocket {
+    native().udpOffloads(fd); // throws now for an fd that is not a socket
+    return new UdpSocket(fd, false);
   }
 
   /** Binds bindIp:port (IPv4 host byte order; 0 = any). Throws an Error with `code` (e.g. 'EADDRINUSE'). */

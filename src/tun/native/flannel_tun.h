@@ -94,6 +94,9 @@ typedef struct {
   cmsg_buf ctrl[MAX_BATCH];
   send_group groups[MAX_BATCH];
   struct mmsghdr single[MAX_BATCH];
+  // udpSend: the descriptor row of each iov[] entry, so a refused datagram's
+  // row can be marked (D_LEN = 0) for the caller's exact accounting.
+  int32_t rowof[MAX_BATCH];
   // Offload flags (SOCK_*) of the UDP sockets this env used, indexed by fd;
   // grown by udpOpen, cleared by closeFd. Per env: a socket moved to another
   // thread is probed there again.
@@ -239,6 +242,13 @@ napi_value udp_local_port(napi_env env, napi_callback_info info);
 // closeFd: forgets fd's offload state.
 void udp_forget(env_state *st, int fd);
 napi_value poll_start(napi_env env, napi_callback_info info);
+// ---- the data-plane thread's wait (wait.c) ----
+napi_value dp_wait_open(napi_env env, napi_callback_info info);
+napi_value dp_wait(napi_env env, napi_callback_info info);
+napi_value dp_wake(napi_env env, napi_callback_info info);
+napi_value thread_stats(napi_env env, napi_callback_info info);
+napi_value thread_nice(napi_env env, napi_callback_info info);
+napi_value mem_lock(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);
