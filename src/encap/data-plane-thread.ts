@@ -49,6 +49,8 @@ export interface DataPlaneThreadData {
   local: { ip: number; port: number };
   /** µs of non-blocking polls before blocking (0 = block at once). */
   spinUs: number;
+  /** The main thread's offload state of [tunFd, udpFd] (native offloadState), adopted before first use. */
+  offloadState: [number, number];
   /** setpriority for this thread only; undefined = leave it. */
   nice?: number;
 }
@@ -80,6 +82,7 @@ function run(d: DataPlaneThreadData): void {
   table.applyChange(d.table);
   const counters = new Counters(d.counters);
   counters.onPeerGrown = (peer) => post({ type: 'peer-grown', peer });
+  n.adoptOffloadState(d.tunFd, d.udpFd, d.offloadState[0], d.offloadState[1]);
   const tun = TunDevice.attach(d.tunFd, d.tunName);
   const udp = UdpSocket.attach(d.udpFd);
   const pump = new Pump(tun, udp, table, counters, d.pump, new Float64Array(d.batchSizes));

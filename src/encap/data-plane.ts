@@ -101,6 +101,7 @@ export class DataPlane {
       port: this.opts.local?.port ?? 0,
       table: this.table.snapshot(),
       local: this.opts.local ?? { ip: 0, port: 0 },
+      offloadState: n.offloadState(this.tun.fd, this.udp.fd),
       spinUs: this.opts.spinUs ?? 0,
       nice: this.opts.nice,
     };

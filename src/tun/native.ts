@@ -152,6 +152,10 @@ export interface FlannelTunNative {
   threadStats(out: Float64Array): void;
   /** setpriority for the calling thread only. */
   threadNice(nice: number): void;
+  /** This thread's offload state of a TUN fd and a UDP socket, to hand to another thread. */
+  offloadState(tunFd: number, udpFd: number): [number, number];
+  /** Uses another thread's offload state for these fds instead of probing them (offloadState). */
+  adoptOffloadState(tunFd: number, udpFd: number, tunFlags: number, sockFlags: number): void;
   /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT). */
   memLock(): void;
   /** The descriptor layout compiled into the addon (checked against batch.ts at load). */

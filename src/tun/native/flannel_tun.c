@@ -203,6 +203,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "threadStats", NULL, thread_stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadNice", NULL, thread_nice, NULL, NULL, NULL, napi_enumerable, NULL },
     { "memLock", NULL, mem_lock, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "offloadState", NULL, offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "adoptOffloadState", NULL, adopt_offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
     { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },
     { "DESC_WORDS", NULL, NULL, NULL, NULL, desc_words, napi_enumerable, NULL },
     { "MAX_BATCH", NULL, NULL, NULL, NULL, max_batch, napi_enumerable, NULL },

@@ -241,6 +241,11 @@ napi_value udp_offloads(napi_env env, napi_callback_info info);
 napi_value udp_local_port(napi_env env, napi_callback_info info);
 // closeFd: forgets fd's offload state.
 void udp_forget(env_state *st, int fd);
+// The SOCK_* flags of fd in this env (probed if unknown), or -errno.
+int udp_flags(env_state *st, int fd);
+bool udp_set_flags(env_state *st, int fd, int flags);
+napi_value offload_state(napi_env env, napi_callback_info info);
+napi_value adopt_offload_state(napi_env env, napi_callback_info info);
 napi_value poll_start(napi_env env, napi_callback_info info);
 // ---- the data-plane thread's wait (wait.c) ----
 napi_value dp_wait_open(napi_env env, napi_callback_info info);

@@ -66,6 +66,16 @@ static int sock_flags(env_state *st, int fd) {
   return f;
 }
 
+int udp_flags(env_state *st, int fd) {
+  return sock_flags(st, fd);
+}
+
+bool udp_set_flags(env_state *st, int fd, int flags) {
+  if (!fd_table_reserve(&st->socks, &st->nsocks, fd)) return false;
+  st->socks[fd] = (uint8_t)flags;
+  return true;
+}
+
 void udp_forget(env_state *st, int fd) {
   if (fd >= 0 && (size_t)fd < st->nsocks) st->socks[fd] = 0;
 }

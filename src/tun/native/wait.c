@@ -188,3 +188,36 @@ napi_value mem_lock(napi_env env, napi_callback_info info) {
   if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0) return throw_errno(env, errno, "memLock", "mlockall", NULL);
   return NULL;
 }
+
+// offloadState(tunFd, udpFd) -> [tunFlags, sockFlags]: this env's offload
+// state of the two fds (TUN_*, SOCK_*), to hand to another thread.
+napi_value offload_state(napi_env env, napi_callback_info info) {
+  napi_value argv[2], r;
+  int tfd, ufd;
+  if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], &tfd) || !arg_fd(env, argv[1], &ufd)) return NULL;
+  env_state *st = get_state(env);
+  int t = tun_flags(st, tfd);
+  if (t < 0) return throw_fd_errno(env, -t, "offloadState", tfd);
+  int u = udp_flags(st, ufd);
+  if (u < 0) return throw_fd_errno(env, -u, "offloadState", ufd);
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &r));
+  NAPI_CALL(env, napi_set_element(env, r, 0, make_int(env, t)));
+  NAPI_CALL(env, napi_set_element(env, r, 1, make_int(env, u)));
+  return r;
+}
+
+// adoptOffloadState(tunFd, udpFd, tunFlags, sockFlags): this env uses the
+// fds with the offload state another thread had (offloadState), instead of
+// probing them: a flag turned off by request (--udp-gso=false) or by a
+// refusal stays off on the data-plane thread.
+napi_value adopt_offload_state(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int tfd, ufd;
+  int64_t t, u;
+  if (!get_args(env, info, 4, argv) || !arg_fd(env, argv[0], &tfd) || !arg_fd(env, argv[1], &ufd) ||
+      !arg_int(env, argv[2], "tunFlags", 0, 255, &t) || !arg_int(env, argv[3], "sockFlags", 0, 255, &u))
+    return NULL;
+  env_state *st = get_state(env);
+  if (!tun_set_flags(st, tfd, (int)t) || !udp_set_flags(st, ufd, (int)u)) return throw_errno(env, ENOMEM, "adoptOffloadState", NULL, NULL);
+  return NULL;
+}
