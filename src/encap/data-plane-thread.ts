@@ -77,6 +77,7 @@ function run(d: DataPlaneThreadData): void {
   const out = parentPort!;
   const post = (m: ThreadMessage) => out.postMessage(m);
   const n = native();
+  n.threadName('flanneld-dp'); // as ps -L / top -H / perf show it
   if (d.nice !== undefined) n.threadNice(d.nice);
   const table = new LeaseTable(d.port);
   table.applyChange(d.table);

@@ -5,7 +5,7 @@
 import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT, waitForLog } from './lab';
+import { Lab, REPO_ROOT, flanneldBin, waitForLog } from './lab';
 import { run, tryRun, waitFor } from '../util/sh';
 import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
 
@@ -101,7 +101,7 @@ export class Host {
     const argv = [
       process.execPath,
       ...nodeArgs,
-      path.join(REPO_ROOT, 'bin/flanneld'),
+      flanneldBin(),
       `--etcd-endpoints=${etcdEndpoint}`,
       '--iface=eth0',
       `--subnet-file=${this.subnetFile}`,

@@ -17,6 +17,14 @@ import * as path from 'node:path';
 import { run, tryRun, sleep, waitFor } from '../util/sh';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
+
+/**
+ * The flanneld the lab starts: this checkout's, or another build's when
+ * FLANNEL_TS_FLANNELD names one (A/B benchmarks of two branches in one run).
+ */
+export function flanneldBin(): string {
+  return process.env.FLANNEL_TS_FLANNELD || path.join(REPO_ROOT, 'bin/flanneld');
+}
 const live = new Set<Lab>();
 
 function onExitCleanup(): void {

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Etcd } from './etcd';
 import { Daemon, Host, Pod, SubnetEnv, parseSubnetEnv } from './host';
-import { REPO_ROOT } from './lab';
+import { flanneldBin } from './lab';
 import { run, waitFor } from '../util/sh';
 
 export const BACKENDS = ['udp', 'vxlan', 'host-gw'] as const;
@@ -72,7 +72,7 @@ export class BackendNode {
     const argv = [
       process.execPath,
       ...nodeArgs,
-      path.join(REPO_ROOT, 'bin/flanneld'),
+      flanneldBin(),
       `--etcd-endpoints=${this.etcdEndpoint}`,
       `--etcd-prefix=${this.prefix}`,
       '--iface=eth0',

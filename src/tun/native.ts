@@ -150,14 +150,14 @@ export interface FlannelTunNative {
   dpWake(wakeFd: number): void;
   /** The calling thread's [minor faults, major faults, user µs, system µs, monotonic ns]. */
   threadStats(out: Float64Array): void;
+  /** prctl(PR_SET_NAME) for the calling thread (15 bytes at most). */
+  threadName(name: string): void;
   /** setpriority for the calling thread only. */
   threadNice(nice: number): void;
   /** This thread's offload state of a TUN fd and a UDP socket, to hand to another thread. */
   offloadState(tunFd: number, udpFd: number): [number, number];
   /** Uses another thread's offload state for these fds instead of probing them (offloadState). */
   adoptOffloadState(tunFd: number, udpFd: number, tunFlags: number, sockFlags: number): void;
-  /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT). */
-  memLock(): void;
   /** The descriptor layout compiled into the addon (checked against batch.ts at load). */
   readonly layout: Record<string, number>;
   readonly DESC_WORDS: number;

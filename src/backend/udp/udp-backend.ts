@@ -164,8 +164,13 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number } {
     }
     return n;
   };
-  return { spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US, nice: num('FLANNEL_TS_DP_NICE', -20, 19) };
+  return {
+    spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US,
+    nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
+  };
 }
 
 /** µs the data-plane thread polls before it sleeps (measured: README). */
 const DEFAULT_SPIN_US = 0;
+/** The data-plane thread's nice value (undefined: the process's). */
+const DEFAULT_NICE: number | undefined = undefined;

@@ -253,7 +253,7 @@ napi_value dp_wait(napi_env env, napi_callback_info info);
 napi_value dp_wake(napi_env env, napi_callback_info info);
 napi_value thread_stats(napi_env env, napi_callback_info info);
 napi_value thread_nice(napi_env env, napi_callback_info info);
-napi_value mem_lock(napi_env env, napi_callback_info info);
+napi_value thread_name(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);

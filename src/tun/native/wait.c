@@ -16,8 +16,8 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,18 +177,6 @@ napi_value thread_nice(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// memLock(): mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT): pages stay
-// resident once touched, so an idle daemon's working set is not paged out
-// (DAMON pageout) and the next packet does not fault it back in. ONFAULT:
-// V8's large reservations are not populated up front.
-napi_value mem_lock(napi_env env, napi_callback_info info) {
-#ifndef MCL_ONFAULT
-#define MCL_ONFAULT 4
-#endif
-  if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0) return throw_errno(env, errno, "memLock", "mlockall", NULL);
-  return NULL;
-}
-
 // offloadState(tunFd, udpFd) -> [tunFlags, sockFlags]: this env's offload
 // state of the two fds (TUN_*, SOCK_*), to hand to another thread.
 napi_value offload_state(napi_env env, napi_callback_info info) {
@@ -219,5 +207,17 @@ napi_value adopt_offload_state(napi_env env, napi_callback_info info) {
     return NULL;
   env_state *st = get_state(env);
   if (!tun_set_flags(st, tfd, (int)t) || !udp_set_flags(st, ufd, (int)u)) return throw_errno(env, ENOMEM, "adoptOffloadState", NULL, NULL);
+  return NULL;
+}
+
+// threadName(name): prctl(PR_SET_NAME) for the calling thread (at most 15
+// bytes shown), so ps/top/perf tell the data-plane thread apart.
+napi_value thread_name(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char name[16];
+  size_t len;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) return throw_type(env, "name must be a string");
+  if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return throw_errno(env, errno, "threadName", NULL, NULL);
   return NULL;
 }
