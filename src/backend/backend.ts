@@ -62,6 +62,8 @@ export interface Backend {
    * leave it undefined (they forward once start() returns).
    */
   readonly forwarding?: Promise<void>;
+  /** The data-plane thread's wait statistics and stage times (udp), for /metrics. */
+  readonly dataPlaneStats?: { waitStats: Float64Array; timing: Float64Array | undefined };
   /** Attaches or detaches a packet tracer; absent for kernel backends (no packets pass through flanneld). */
   setTracer?(t: Tracer | undefined): void;
 }

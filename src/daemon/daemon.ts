@@ -205,6 +205,7 @@ export class Flanneld {
         counters: () => this.backend?.counters,
         table: () => this.table,
         batchSizes: () => this.backend?.batchSizes,
+        dataPlane: () => this.backend?.dataPlaneStats,
         offloads: () => this.backend?.offloadsEnabled,
         control: () => ({
           etcdUp: this.sm?.etcdUp ?? false,

@@ -51,6 +51,8 @@ export interface DataPlaneThreadData {
   spinUs: number;
   /** The main thread's offload state of [tunFd, udpFd] (native offloadState), adopted before first use. */
   offloadState: [number, number];
+  /** Stage timing (Pump.timing), when FLANNEL_TS_DP_TIMING=1. */
+  timing?: SharedArrayBuffer;
   /** setpriority for this thread only; undefined = leave it. */
   nice?: number;
 }
@@ -89,6 +91,11 @@ function run(d: DataPlaneThreadData): void {
   const pump = new Pump(tun, udp, table, counters, d.pump, new Float64Array(d.batchSizes));
   pump.localAddress = d.local;
   const stats = new Float64Array(d.waitStats);
+  const timing = d.timing ? new Float64Array(d.timing) : undefined;
+  if (timing) {
+    pump.timing = timing;
+    pump.clock = n.dpClock;
+  }
   const offloads = new Int32Array(d.offloads);
   const publishOffloads = () => {
     const t = tun.offloads;
@@ -118,6 +125,7 @@ function run(d: DataPlaneThreadData): void {
   post({ type: 'forwarding' });
   for (;;) {
     const ready = n.dpWait(d.epfd, d.wakeFd, PUBLISH_MS, d.spinUs, stats);
+    if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
     if ((ready & TUN_BIT) !== 0) pump.pumpTun();
     if ((ready & UDP_BIT) !== 0) pump.pumpUdp();

@@ -30,6 +30,8 @@ export interface DataPlaneOptions extends PumpOptions {
   spinUs?: number;
   /** Nice value of the data-plane thread alone (FLANNEL_TS_DP_NICE); undefined leaves it as the process's. */
   nice?: number;
+  /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
+  timing?: boolean;
   /** Called if the thread dies on its own after start. */
   onDeath?: (err: Error) => void;
 }
@@ -42,6 +44,8 @@ export class DataPlane {
   readonly batchSizes: Float64Array;
   /** [blocked wake-ups, wake-ups while spinning, ns blocked, last wake (monotonic ns)], written by the thread. */
   readonly waitStats = new Float64Array(new SharedArrayBuffer(4 * 8));
+  /** Pump.timing's shared words when opts.timing, else undefined. */
+  readonly timing: Float64Array | undefined;
   /** [tun_tso, tun_gro, udp_gso, udp_gro] as the thread sees them (1 = on). */
   readonly offloads = new Int32Array(new SharedArrayBuffer(4 * 4));
   /** Resolves once the thread forwards; rejects if it dies before. */
@@ -63,6 +67,7 @@ export class DataPlane {
     private readonly opts: DataPlaneOptions = {},
   ) {
     this.batchSizes = new Float64Array(new SharedArrayBuffer(Pump.histogramLength(opts) * 8));
+    this.timing = opts.timing ? new Float64Array(new SharedArrayBuffer(12 * 8)) : undefined;
     this.forwarding = new Promise<void>((resolve, reject) => {
       this.startThread = () => this.spawn(resolve, reject);
     });
@@ -102,6 +107,7 @@ export class DataPlane {
       table: this.table.snapshot(),
       local: this.opts.local ?? { ip: 0, port: 0 },
       offloadState: n.offloadState(this.tun.fd, this.udp.fd),
+      timing: this.timing?.buffer as SharedArrayBuffer | undefined,
       spinUs: this.opts.spinUs ?? 0,
       nice: this.opts.nice,
     };

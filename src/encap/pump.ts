@@ -51,6 +51,15 @@ export class Pump {
   tracer: Tracer | undefined;
   /** This node's UDP address, for the outer header in traces. */
   localAddress = { ip: 0, port: 0 };
+  /**
+   * Stage timing (FLANNEL_TS_DP_TIMING=1), for the first batch of each
+   * wake-up: the thread's clock (dpClock, ns) and, per direction d (0 tx,
+   * 1 rx), words 4d..4d+3 summing [batches timed, ns wake->read done,
+   * ns deciding, ns sending/writing]. Word 8 holds the wake time (dpWait's
+   * stats[3]), 9..11 scratch. Undefined: no timing (one check per batch).
+   */
+  timing: Float64Array | undefined;
+  clock: ((out: Float64Array, index: number) => void) | undefined;
   /** Batch-size histogram: index = packets in the batch (for metrics); shared memory when given. */
   readonly batchSizes: Float64Array;
 
@@ -100,9 +109,12 @@ export class Pump {
         if (info[READ_INFO_DRAINED] === 1) break;
         continue; // everything read was dropped (malformed GSO); the queue may hold more
       }
+      const t = round === 0 ? this.timing : undefined;
+      if (t !== undefined) this.clock!(t, 9);
       c.batches++;
       this.batchSizes[n]++;
       const toSend = this.encap.process(b);
+      if (t !== undefined) this.clock!(t, 10);
       if (this.tracer !== undefined) this.tracer.observe('tx', b, this.encap.verdicts, this.table, this.localAddress);
       if (toSend > 0) {
         const sent = this.udp.send(b, n);
@@ -110,6 +122,7 @@ export class Pump {
         c.txBytes += countSent(b, n, this.encap.peerOf, c, 0);
         c.txDrops[DropReason.send_failed] += toSend - sent;
       }
+      if (t !== undefined) stage(t, 0, this.clock!);
       if (this.icmp.batch.count > 0) {
         this.tun.write(this.icmp.batch, this.icmp.batch.count);
         this.icmp.reset();
@@ -125,9 +138,12 @@ export class Pump {
     for (let round = 0; round < this.budget; round++) {
       const n = this.udp.recv(b);
       if (n === 0) break;
+      const t = round === 0 ? this.timing : undefined;
+      if (t !== undefined) this.clock!(t, 9);
       c.batches++;
       this.batchSizes[n]++;
       const toWrite = this.decap.process(b);
+      if (t !== undefined) this.clock!(t, 10);
       if (this.tracer !== undefined) this.tracer.observe('rx', b, this.decap.verdicts, this.table, this.localAddress);
       if (toWrite > 0) {
         const written = this.tun.write(b, n);
@@ -135,10 +151,21 @@ export class Pump {
         c.rxBytes += countSent(b, n, this.decap.peerOf, c, 2);
         c.rxDrops[DropReason.tun_write_failed] += toWrite - written;
       }
+      if (t !== undefined) stage(t, 1, this.clock!);
       // n counts packets, not datagrams (GRO): keep going until a call comes
       // back empty or the budget is spent; level-triggered polling resumes us.
     }
   }
+}
+
+/** Adds one timed batch of direction d (see Pump.timing): t[9] read done, t[10] decided, now sent. */
+function stage(t: Float64Array, d: number, clock: (out: Float64Array, index: number) => void): void {
+  clock(t, 11);
+  const w = 4 * d;
+  t[w]++;
+  t[w + 1] += t[9] - t[8];
+  t[w + 2] += t[10] - t[9];
+  t[w + 3] += t[11] - t[10];
 }
 
 /**

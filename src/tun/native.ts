@@ -150,6 +150,8 @@ export interface FlannelTunNative {
   dpWake(wakeFd: number): void;
   /** The calling thread's [minor faults, major faults, user µs, system µs, monotonic ns]. */
   threadStats(out: Float64Array): void;
+  /** out[index] = CLOCK_MONOTONIC ns (dpWait's clock), without allocating. */
+  dpClock(out: Float64Array, index: number): void;
   /** prctl(PR_SET_NAME) for the calling thread (15 bytes at most). */
   threadName(name: string): void;
   /** setpriority for the calling thread only. */

@@ -144,6 +144,12 @@ export class UdpBackend implements Backend {
     return this.dataPlane?.counters;
   }
 
+  /** The data-plane thread's wake-ups and stage times, for /metrics. */
+  get dataPlaneStats(): { waitStats: Float64Array; timing: Float64Array | undefined } | undefined {
+    const dp = this.dataPlane;
+    return dp ? { waitStats: dp.waitStats, timing: dp.timing } : undefined;
+  }
+
   get batchSizes(): Float64Array | undefined {
     return this.dataPlane?.batchSizes;
   }
@@ -152,9 +158,10 @@ export class UdpBackend implements Backend {
 /**
  * The data-plane thread's tuning from the environment (for measuring; the
  * defaults are what measured best, see the README's data-plane thread section):
- * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE.
+ * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE,
+ * FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
  */
-function dataPlaneTuning(): { spinUs?: number; nice?: number } {
+function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean } {
   const num = (name: string, min: number, max: number): number | undefined => {
     const v = process.env[name];
     if (v === undefined || v === '') return undefined;
@@ -167,6 +174,7 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number } {
   return {
     spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US,
     nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
+    timing: num('FLANNEL_TS_DP_TIMING', 0, 1) === 1,
   };
 }
 

@@ -203,6 +203,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "threadStats", NULL, thread_stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadNice", NULL, thread_nice, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadName", NULL, thread_name, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "dpClock", NULL, dp_clock, NULL, NULL, NULL, napi_enumerable, NULL },
     { "offloadState", NULL, offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adoptOffloadState", NULL, adopt_offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
     { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },

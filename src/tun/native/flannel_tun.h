@@ -254,6 +254,7 @@ napi_value dp_wake(napi_env env, napi_callback_info info);
 napi_value thread_stats(napi_env env, napi_callback_info info);
 napi_value thread_nice(napi_env env, napi_callback_info info);
 napi_value thread_name(napi_env env, napi_callback_info info);
+napi_value dp_clock(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);

@@ -221,3 +221,21 @@ napi_value thread_name(napi_env env, napi_callback_info info) {
   if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return throw_errno(env, errno, "threadName", NULL, NULL);
   return NULL;
 }
+
+// dpClock(out: Float64Array, index): out[index] = CLOCK_MONOTONIC ns, the
+// clock dpWait's stats use. No allocation (for timing the pump's stages).
+napi_value dp_clock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  napi_typedarray_type tt;
+  size_t len;
+  void *data;
+  bool ta = false;
+  int64_t i;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (napi_is_typedarray(env, argv[0], &ta) != napi_ok || !ta) return throw_type(env, "out must be a Float64Array");
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[0], &tt, &len, &data, NULL, NULL));
+  if (tt != napi_float64_array) return throw_type(env, "out must be a Float64Array");
+  if (!arg_int(env, argv[1], "index", 0, (int64_t)len - 1, &i)) return NULL;
+  ((double *)data)[i] = (double)mono_ns();
+  return NULL;
+}
