@@ -53,6 +53,8 @@ export interface DataPlaneThreadData {
   offloadState: [number, number];
   /** Stage timing (Pump.timing), when FLANNEL_TS_DP_TIMING=1. */
   timing?: SharedArrayBuffer;
+  /** An idle thread wakes every warmMs to poll and rehearse (Pump.warm); 0 = never. */
+  warmMs: number;
   /** setpriority for this thread only; undefined = leave it. */
   nice?: number;
 }
@@ -124,7 +126,8 @@ function run(d: DataPlaneThreadData): void {
   control(); // changes made while the thread started
   post({ type: 'forwarding' });
   for (;;) {
-    const ready = n.dpWait(d.epfd, d.wakeFd, PUBLISH_MS, d.spinUs, stats);
+    const ready = n.dpWait(d.epfd, d.wakeFd, d.warmMs > 0 ? d.warmMs : PUBLISH_MS, d.spinUs, stats);
+    if (ready === 0 && d.warmMs > 0) pump.warm(); // idle for warmMs: keep the path resident
     if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
     if ((ready & TUN_BIT) !== 0) pump.pumpTun();

@@ -30,6 +30,8 @@ export interface DataPlaneOptions extends PumpOptions {
   spinUs?: number;
   /** Nice value of the data-plane thread alone (FLANNEL_TS_DP_NICE); undefined leaves it as the process's. */
   nice?: number;
+  /** ms between warm-up rehearsals of an idle thread (Pump.warm); 0 = none (FLANNEL_TS_DP_WARM_MS). */
+  warmMs?: number;
   /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
   timing?: boolean;
   /** Called if the thread dies on its own after start. */
@@ -109,6 +111,7 @@ export class DataPlane {
       offloadState: n.offloadState(this.tun.fd, this.udp.fd),
       timing: this.timing?.buffer as SharedArrayBuffer | undefined,
       spinUs: this.opts.spinUs ?? 0,
+      warmMs: this.opts.warmMs ?? 0,
       nice: this.opts.nice,
     };
     // Every later change of the control plane's table follows as a message,

@@ -160,6 +160,15 @@ export class LeaseTable {
     return undefined;
   }
 
+  /** Some peer, or undefined when there is none (the data plane's warm-up rehearsal). */
+  anyPeer(): Peer | undefined {
+    const tables = this.tables;
+    for (let i = 0; i < tables.length; i++) {
+      for (const p of tables[i].peers.values()) return p;
+    }
+    return undefined;
+  }
+
   /** The peer whose lease carries this public IP (receive-side source check), or undefined. */
   peerByAddress(ip: Ip4): Peer | undefined {
     const list = this.byPublicIp.get(ip >>> 2);

@@ -159,9 +159,9 @@ export class UdpBackend implements Backend {
  * The data-plane thread's tuning from the environment (for measuring; the
  * defaults are what measured best, see the README's data-plane thread section):
  * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE,
- * FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
+ * FLANNEL_TS_DP_WARM_MS (idle warm-up period, 0 = off), FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
  */
-function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean } {
+function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; warmMs?: number } {
   const num = (name: string, min: number, max: number): number | undefined => {
     const v = process.env[name];
     if (v === undefined || v === '') return undefined;
@@ -175,10 +175,13 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean }
     spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US,
     nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
     timing: num('FLANNEL_TS_DP_TIMING', 0, 1) === 1,
+    warmMs: num('FLANNEL_TS_DP_WARM_MS', 0, 60000) ?? DEFAULT_WARM_MS,
   };
 }
 
 /** µs the data-plane thread polls before it sleeps (measured: README). */
 const DEFAULT_SPIN_US = 0;
+/** ms between warm-up rehearsals of an idle data-plane thread (0 = none; measured: README). */
+const DEFAULT_WARM_MS = 0;
 /** The data-plane thread's nice value (undefined: the process's). */
 const DEFAULT_NICE: number | undefined = undefined;
