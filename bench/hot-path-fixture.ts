@@ -40,7 +40,10 @@ export function hotPathFixture() {
       b.desc[i * DESC_WORDS + D_ADDR] = (parseIp4('198.18.0.0') + peer) | 0;
     }
     const ttlSum = Buffer.alloc(PACKETS * 3);
-    for (let i = 0; i < PACKETS; i++) b.data.copy(ttlSum, i * 3, i * 2048 + 8, i * 2048 + 9), b.data.copy(ttlSum, i * 3 + 1, i * 2048 + 10, i * 2048 + 12);
+    for (let i = 0; i < PACKETS; i++) {
+      b.data.copy(ttlSum, i * 3, i * 2048 + 8, i * 2048 + 9);
+      b.data.copy(ttlSum, i * 3 + 1, i * 2048 + 10, i * 2048 + 12);
+    }
     /** Puts back TTL, checksum and lengths the last run changed: 4 writes per packet. */
     const reset = () => {
       b.count = PACKETS;

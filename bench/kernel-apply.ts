@@ -16,7 +16,7 @@ import { createLogger } from '../src/util/log';
 import { Ip4Net, parseIp4 } from '../src/routes/ip4';
 import { LeaseDiff, LeaseTable, Peer } from '../src/routes/lease-table';
 import { parseNetworkConfig } from '../src/subnet/config';
-import { run } from '../src/util/sh';
+import { run } from '../src/lab/sh';
 
 async function main(): Promise<void> {
   const [backend, countS] = process.argv.slice(2);

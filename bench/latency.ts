@@ -13,7 +13,7 @@ import { Etcd } from '../src/lab/etcd';
 import { Host } from '../src/lab/host';
 import { BackendName, startBackendCluster } from '../src/lab/topology';
 import { cpuSeconds, ping, quantile } from '../src/bench/measure';
-import { sleep } from '../src/util/sh';
+import { sleep } from '../src/util/sleep';
 
 const arg = (k: string, d: string) => {
   const i = process.argv.indexOf(`--${k}`);

@@ -20,7 +20,8 @@ import { Lab } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host, Pod } from '../src/lab/host';
 import { startBackendCluster } from '../src/lab/topology';
-import { runAsync, sleep, waitFor } from '../src/util/sh';
+import { sleep, waitFor } from '../src/lab/sh';
+import { execStatus } from '../src/util/exec';
 
 interface Config {
   name: string;
@@ -95,7 +96,7 @@ function devStats(h: Host): { txPackets: number; txBytes: number; rxPackets: num
 
 async function iperf(client: Pod, server: Pod, seconds: number, streams: number): Promise<{ gbps: number; bytes: number; retransmits: number }> {
   for (let attempt = 0; ; attempt++) {
-    const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'iperf3', '-c', server.ip, '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 30) * 1000);
+    const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'iperf3', '-c', server.ip, '-t', String(seconds), '-P', String(streams), '-J'], { timeoutMs: (seconds + 30) * 1000 });
     let j: Record<string, any> = {};
     try {
       j = JSON.parse(r.stdout || '{}');

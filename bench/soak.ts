@@ -27,7 +27,7 @@ import { ChildProcess } from 'node:child_process';
 import { Lab, REPO_ROOT } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host, Pod } from '../src/lab/host';
-import { run, sleep, tryRun, waitFor } from '../src/util/sh';
+import { run, sleep, tryRun, waitFor } from '../src/lab/sh';
 
 interface Options {
   minutes: number;
@@ -207,7 +207,7 @@ export async function main(argv: string[]): Promise<void> {
         nextInject += 5;
       }
       if (t >= nextSample) {
-        hosts.forEach((h, i) => samples[i].push(sample(h, t0)));
+        for (const [i, h] of hosts.entries()) samples[i].push(sample(h, t0));
         nextSample += 5;
       }
       if (t - lastReport >= 60) {
@@ -217,7 +217,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       await sleep(o.churnMs);
     }
-    hosts.forEach((h, i) => samples[i].push(sample(h, t0)));
+    for (const [i, h] of hosts.entries()) samples[i].push(sample(h, t0));
     await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
 
     // Results.

@@ -5,6 +5,7 @@ import { Backend, BackendContext } from './backend';
 import { HostGwBackend } from './hostgw/hostgw-backend';
 import { UdpBackend } from './udp/udp-backend';
 import { VxlanBackend } from './vxlan/vxlan-backend';
+import { FlannelError } from '../util/errors';
 
 const FACTORIES: Record<string, (ctx: BackendContext) => Backend> = {
   udp: (ctx) => new UdpBackend(ctx),
@@ -14,7 +15,7 @@ const FACTORIES: Record<string, (ctx: BackendContext) => Backend> = {
 
 export function createBackend(type: string, ctx: BackendContext): Backend {
   const make = FACTORIES[type];
-  if (!make) throw Object.assign(new Error(`Backend.Type "${type}" has no implementation in flannel-ts`), { code: 'FLANNEL_ERR_CONFIG' });
+  if (!make) throw new FlannelError('FLANNEL_ERR_CONFIG', `Backend.Type "${type}" has no implementation in flannel-ts`);
   return make(ctx);
 }
 

@@ -18,6 +18,7 @@ import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { Ip4, Ip4Net, parseIp4 } from '../routes/ip4';
 import { LeaseDiff, Peer } from '../routes/lease-table';
 import type { Logger } from '../util/log';
+import { exec } from '../util/exec';
 
 /** One command of a batch, with the subnet it is for (to name it in errors). */
 export interface BatchLine {
@@ -162,27 +163,6 @@ export function isNotThere(message: string): boolean {
   return /No such (process|file or directory)|Cannot find device|does not exist|not found/i.test(message);
 }
 
-/** Runs a command to completion and returns stdout (async, for the few reads the backends make). */
-export function readCommand(argv: string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      if (status === 0) resolve(out);
-      else reject(new Error(`${argv.join(' ')} failed (exit ${status}): ${err.trim()}`));
-    });
-  });
-}
-
 /** A directly connected IPv4 prefix: a link-scope route of the main table. */
 export interface OnLinkPrefix {
   net: Ip4Net;
@@ -191,7 +171,7 @@ export interface OnLinkPrefix {
 
 /** The main table's link-scope IPv4 routes (what `ip route get` would answer without a gateway). */
 export async function onLinkPrefixes(): Promise<OnLinkPrefix[]> {
-  const routes = JSON.parse((await readCommand(['ip', '-j', '-4', 'route', 'show', 'table', 'main', 'scope', 'link'])) || '[]') as {
+  const routes = JSON.parse((await exec(['ip', '-j', '-4', 'route', 'show', 'table', 'main', 'scope', 'link'])) || '[]') as {
     dst: string;
     dev: string;
     type?: string;
@@ -458,7 +438,7 @@ export interface KernelRoute {
 
 /** The main table's IPv4 routes whose destination lies inside `network`. */
 export async function routesWithin(network: Ip4Net): Promise<KernelRoute[]> {
-  const rows = JSON.parse((await readCommand(['ip', '-j', '-4', 'route', 'show', 'table', 'main'])) || '[]') as {
+  const rows = JSON.parse((await exec(['ip', '-j', '-4', 'route', 'show', 'table', 'main'])) || '[]') as {
     dst: string;
     dev?: string;
     gateway?: string;

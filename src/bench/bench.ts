@@ -17,7 +17,7 @@ import { Lab } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, Pod } from '../lab/host';
 import { BACKENDS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
-import { tryRun, sleep } from '../util/sh';
+import { tryRun, sleep } from '../lab/sh';
 import { controlPlaneBench, startSink } from './control-plane';
 import { cpuSeconds, ping, quantile, tcp, udpSmall } from './measure';
 import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, formatTable, renderSvg, summarize } from './report';

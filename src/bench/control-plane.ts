@@ -14,7 +14,8 @@ import { Etcd } from '../lab/etcd';
 import { Host } from '../lab/host';
 import { Lab, REPO_ROOT, waitForLog } from '../lab/lab';
 import { BackendName, BackendNode, writeBackendConfig } from '../lab/topology';
-import { run, runAsync, sleep } from '../util/sh';
+import { run, sleep } from '../lab/sh';
+import { execStatus } from '../util/exec';
 import type { DriverArgs, DriverResult } from './cp-driver';
 import { memoryMiB, quantile } from './measure';
 import { ControlPlaneResult } from './report';
@@ -83,7 +84,7 @@ export async function controlPlaneBench(lab: Lab, etcd: Etcd, backend: BackendNa
     };
     o.progress(`control plane ${backend}: ${o.leases} leases one by one, ${o.burst} at once, then up to ${o.memoryLeases}`);
     const timeoutMs = 360_000 + o.leases * 100 + o.memoryLeases * 10;
-    const r = await runAsync(['ip', 'netns', 'exec', host.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], timeoutMs);
+    const r = await execStatus(['ip', 'netns', 'exec', host.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], { timeoutMs });
     if (r.status !== 0) throw new Error(`control-plane driver for ${backend} failed (exit ${r.status}): ${r.stderr.trim()}\n${node.logTail()}`);
     const d = JSON.parse(r.stdout.trim().split('\n').pop()!) as DriverResult;
     await sleep(1000);

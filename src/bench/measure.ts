@@ -3,7 +3,8 @@
 
 import * as fs from 'node:fs';
 import { Pod } from '../lab/host';
-import { runAsync } from '../util/sh';
+import { execStatus } from '../util/exec';
+import { sleep } from '../util/sleep';
 
 export interface TcpResult {
   bps: number;
@@ -24,39 +25,57 @@ export interface PingResult {
   received: number;
 }
 
-async function iperf3(client: Pod, args: string[], timeoutMs: number): Promise<Record<string, any>> {
+/** The parts of `iperf3 -J` this file reads. */
+interface IperfSum {
+  bits_per_second: number;
+  bytes: number;
+  seconds: number;
+  retransmits?: number;
+  lost_percent?: number;
+}
+interface IperfEnd {
+  sum_received?: IperfSum;
+  sum_sent?: IperfSum;
+  sum?: IperfSum;
+}
+interface IperfJson {
+  error?: string;
+  end?: IperfEnd;
+}
+
+async function iperf3(client: Pod, args: string[], timeoutMs: number): Promise<IperfEnd> {
   // One retry: a server that has just finished a test may refuse the next one for a moment.
   for (let attempt = 0; ; attempt++) {
-    const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'iperf3', ...args, '-J'], timeoutMs);
-    let j: Record<string, any> = {};
+    const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'iperf3', ...args, '-J'], { timeoutMs });
+    let j: IperfJson = {};
     try {
       j = JSON.parse(r.stdout || '{}');
     } catch {
       /* reported below */
     }
-    if (!j.error && j.end) return j;
+    if (!j.error && j.end) return j.end;
     if (attempt >= 2) throw new Error(`iperf3 ${args.join(' ')} from ${client.ip} failed: ${j.error ?? r.stderr.trim() ?? `exit ${r.status}`}`);
-    await new Promise((res) => setTimeout(res, 500));
+    await sleep(500);
   }
 }
 
 /** TCP throughput from `client` to the iperf3 server at `server`, `streams` parallel streams. */
 export async function tcp(client: Pod, server: Pod, seconds: number, streams = 1): Promise<TcpResult> {
-  const j = await iperf3(client, ['-c', server.ip, '-t', String(seconds), '-P', String(streams)], (seconds + 30) * 1000);
-  return { bps: j.end.sum_received.bits_per_second, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent.retransmits ?? 0 };
+  const end = await iperf3(client, ['-c', server.ip, '-t', String(seconds), '-P', String(streams)], (seconds + 30) * 1000);
+  return { bps: end.sum_received!.bits_per_second, bytes: end.sum_received!.bytes, retransmits: end.sum_sent?.retransmits ?? 0 };
 }
 
 /** Small-packet UDP: `len`-byte payloads sent as fast as iperf3 can (-b 0); what arrives, per second. */
 export async function udpSmall(client: Pod, server: Pod, seconds: number, len = 64): Promise<UdpResult> {
-  const j = await iperf3(client, ['-c', server.ip, '-u', '-l', String(len), '-b', '0', '-t', String(seconds)], (seconds + 30) * 1000);
-  const rx = j.end.sum_received ?? j.end.sum;
+  const end = await iperf3(client, ['-c', server.ip, '-u', '-l', String(len), '-b', '0', '-t', String(seconds)], (seconds + 30) * 1000);
+  const rx = (end.sum_received ?? end.sum)!;
   const packets = rx.bytes / len;
   return { pps: packets / rx.seconds, bytes: rx.bytes, lossPercent: rx.lost_percent ?? 0 };
 }
 
 /** `count` pings at `intervalS` (root allows 10 ms); the RTT of every reply. */
 export async function ping(client: Pod, server: Pod, count = 200, intervalS = 0.01): Promise<PingResult> {
-  const r = await runAsync(['ip', 'netns', 'exec', client.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', server.ip], (count * intervalS + 10) * 1000);
+  const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', server.ip], { timeoutMs: (count * intervalS + 10) * 1000 });
   const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { rttsMs: rtts, sent: count, received: rtts.length };
 }

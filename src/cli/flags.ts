@@ -28,20 +28,20 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { versionText } from '../util/version';
 import type { FlanneldOptions } from '../daemon/options';
+import { FlannelError } from '../util/errors';
 
 export type { FlanneldOptions };
 
 // ---------------------------------------------------------------------------
 // Public types
 
-export class FlagError extends Error {
-  readonly code = 'FLANNEL_ERR_FLAG' as const;
+export class FlagError extends FlannelError {
   /** The flag concerned, without dashes, when there is one. */
   readonly flag?: string;
   /** Where the bad value came from: the command line or the named environment variable. */
   readonly source?: 'cli' | 'env';
   constructor(message: string, flag?: string, source?: 'cli' | 'env') {
-    super(message);
+    super('FLANNEL_ERR_FLAG', message);
     this.name = 'FlagError';
     this.flag = flag;
     this.source = source;
@@ -523,11 +523,8 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
   const etcdKeyfile = checkReadable(settings.get('etcd-keyfile'));
   const etcdCertfile = checkReadable(settings.get('etcd-certfile'));
   const etcdCafile = checkReadable(settings.get('etcd-cafile'));
-  if ((etcdKeyfile === undefined) !== (etcdCertfile === undefined)) {
-    const given = etcdKeyfile !== undefined ? 'etcd-keyfile' : 'etcd-certfile';
-    const missing = etcdKeyfile !== undefined ? 'etcd-certfile' : 'etcd-keyfile';
-    throw new FlagError(`--${given} was given without --${missing}: a TLS client certificate needs both its key and its certificate`, missing, settings.get(given)!.source);
-  }
+  // Whether key and certificate come as a pair (and are PEM) is checked once,
+  // where they are loaded: the registry (FLANNEL_ERR_ETCD_OPTIONS, before connecting).
 
   const ifaceS = get('iface');
   const iface = ifaceS.value as string[];

@@ -12,7 +12,7 @@ import { tuneHeapForDaemon } from '../daemon/heap';
 import { errorMessage } from '../subnet/errors';
 
 export async function main(argv: string[]): Promise<void> {
-  let parsed;
+  let parsed: ReturnType<typeof parseFlags>;
   try {
     parsed = parseFlags(argv, process.env);
   } catch (e) {

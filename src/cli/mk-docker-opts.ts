@@ -27,9 +27,10 @@
 // table already routes the node subnet via a gateway, it says so and fails
 // (after writing the file, as the script does).
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { parseEnvText } from '../subnet/subnet-env';
+import { parseEnvText } from '../util/env-file';
+import { execStatus } from '../util/exec';
+import { sleep } from '../util/sleep';
 
 export const USAGE = `flannel-ts mk-docker-opts [-f FLANNEL-ENV-FILE] [-d DOCKER-ENV-FILE] [-i] [-c] [-m] [-k COMBINED-KEY] [-w SECONDS]
 
@@ -184,7 +185,7 @@ async function waitForSubnetFile(file: string, seconds: number, env: NodeJS.Proc
     if (Date.now() >= deadline) {
       throw new Error(`${file} was not written by flanneld within ${seconds} s${since !== undefined ? ` (flanneld pid ${pid})` : ''}`);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }
 
@@ -217,7 +218,7 @@ export async function run(argv: string[], deps: RunDeps = {}): Promise<number> {
     const g = generate(o, vars);
     fs.writeFileSync(o.dockerEnv, g.text);
     if (g.subnet) {
-      const table = deps.routes ? deps.routes() : spawnSync('ip', ['route', 'show'], { encoding: 'utf8' }).stdout ?? '';
+      const table = deps.routes ? deps.routes() : (await execStatus(['ip', 'route', 'show'])).stdout;
       const bad = conflictingRoutes(g.subnet, table);
       if (bad.length > 0) {
         process.stderr.write(`Your routing table already contains the subnet: ${bad.join('\n')}\n`);

@@ -58,7 +58,7 @@ function parse(argv: string[]): ShellOptions {
 
 export async function main(argv: string[]): Promise<void> {
   const o = parse(argv);
-  let state;
+  let state: ReturnType<typeof readLabState>;
   try {
     state = readLabState(o.state);
   } catch (e) {

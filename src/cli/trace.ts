@@ -99,7 +99,7 @@ export async function main(argv: string[]): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     sock.on('data', (chunk: string) => {
       buf += chunk;
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);

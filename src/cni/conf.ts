@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import { CidrError, parseCidr } from './cidr';
 import { CNI_CODES, CniError, errorText } from './errors';
+import { parseEnvText } from '../util/env-file';
 
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/flannel';
@@ -138,11 +139,7 @@ export function parseSubnetEnv(text: string, file: string): FlannelSubnetEnv {
       throw bad(`${key}: ${e instanceof CidrError ? e.message : errorText(e)}`);
     }
   };
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq < 0) continue;
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).trim();
+  for (const [key, value] of parseEnvText(text)) {
     switch (key) {
       case 'FLANNEL_NETWORK':
       case 'FLANNEL_IPV6_NETWORK': {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { TraceEvent, TraceFilter, Tracer } from '../encap/trace';
 import { parseIp4 } from '../routes/ip4';
 import type { Logger } from '../util/log';
+import { FlannelError } from '../util/errors';
 
 export interface AdminHandlers {
   /** Attaches a tracer to the data plane; false when the backend forwards in the kernel (nothing to trace). */
@@ -71,7 +72,7 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(Object.assign(new Error(`cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`), { code: 'FLANNEL_ERR_ADMIN' })),
+      reject(new FlannelError('FLANNEL_ERR_ADMIN', `cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`, { cause: e })),
     );
     server.listen(socketPath, () => resolve());
   });
@@ -96,6 +97,6 @@ function removeStale(p: string): void {
   } catch {
     return;
   }
-  if (!st.isSocket()) throw Object.assign(new Error(`--admin-socket ${p} exists and is not a socket: remove it or pick another path`), { code: 'FLANNEL_ERR_ADMIN' });
+  if (!st.isSocket()) throw new FlannelError('FLANNEL_ERR_ADMIN', `--admin-socket ${p} exists and is not a socket: remove it or pick another path`);
   fs.rmSync(p);
 }

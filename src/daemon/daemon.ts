@@ -135,7 +135,7 @@ export class Flanneld {
 
     this.sm.on('change', (diff) => this.leasesChanged(diff));
     this.sm.on('lease', (lease) => void this.leaseMoved(lease));
-    this.sm.on('etcd', (up) => (up ? this.log.info('etcd is reachable again') : this.log.warn('etcd is unreachable; forwarding continues with the last known leases')));
+    // etcd going up or down is logged by the subnet manager; the metrics read sm.etcdUp.
     // The first list replaces the saved leases of a quick restart (the differences are logged).
     this.sm.startWatch(table);
 

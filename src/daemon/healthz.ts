@@ -17,6 +17,7 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FlannelError } from '../util/errors';
 
 export interface HealthServerOptions {
   /** Address to listen on (flanneld's --healthz-ip, default 0.0.0.0). */
@@ -41,10 +42,9 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export class HealthzError extends Error {
-  readonly code = 'FLANNEL_ERR_HEALTHZ' as const;
+export class HealthzError extends FlannelError {
   constructor(message: string, cause?: unknown) {
-    super(message, { cause });
+    super('FLANNEL_ERR_HEALTHZ', message, { cause });
     this.name = 'HealthzError';
   }
 }

@@ -6,12 +6,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { ExternalInterface } from '../util/external-interface';
+import { FlannelError } from '../util/errors';
 
 export type { ExternalInterface };
 
 
-export class IfaceError extends Error {
-  readonly code = 'FLANNEL_ERR_IFACE';
+export class IfaceError extends FlannelError {
+  constructor(message: string) {
+    super('FLANNEL_ERR_IFACE', message);
+    this.name = 'IfaceError';
+  }
 }
 
 function ipv4Of(name: string): string | undefined {

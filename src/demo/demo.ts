@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, destroyFromState, isRecordedProcessAlive, liveNamespaces, readLabState } from '../lab/lab';
-import { which } from '../util/sh';
+import { which } from '../lab/sh';
 import { Ui } from './ui';
 import { Text, text } from './text';
 import { DemoRun, ETCD_PREFIX } from './steps';

@@ -9,7 +9,8 @@ import { Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, Pod, SubnetEnv } from '../lab/host';
 import { BackendNode, setupVxlan } from '../lab/topology';
-import { run, runAsync, sleep, tryRun, waitFor } from '../util/sh';
+import { run, tryRun, waitFor } from '../lab/sh';
+import { execStatus } from '../util/exec';
 import { Ui } from './ui';
 import { Text } from './text';
 import { decodeFlannelDatagram, readPcap } from './pcap';
@@ -293,7 +294,7 @@ export class DemoRun {
     await waitFor(T.err.attach('tcpdump'), attached(tcpdumpLog, 0, /listening on/), 10_000);
     p.done(T.s5.attached);
 
-    const ping = await runAsync(['ip', 'netns', 'exec', src.ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', dst.ip], 20_000);
+    const ping = await execStatus(['ip', 'netns', 'exec', src.ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', dst.ip], { timeoutMs: 20_000 });
     ui.cmd(srcP.name, `ping -c 3 ${dst.ip}`, T.s5.whyPing(dstP.name), ping.stdout + ping.stderr);
     const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
     if (received !== 3) throw new Error(T.err.pingLost(ping.stdout + ping.stderr));
@@ -478,7 +479,7 @@ export class DemoRun {
   private async measureRtt(a: Pod, b: Pod, label: string): Promise<Measured> {
     const argv = ['ping', '-n', '-q', '-c', '20', '-i', '0.05', b.ip];
     const p = this.ui.progress(this.T.s6.measuring(label));
-    const r = await runAsync(['ip', 'netns', 'exec', a.ns, ...argv], 20_000);
+    const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 20_000 });
     p.done();
     this.ui.cmd(this.placeOf(a).name, shjoin(argv.filter((x) => x !== '-n')), this.T.s6.whyPing(label), r.stdout + r.stderr);
     const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
@@ -492,7 +493,7 @@ export class DemoRun {
     ui.cmd(this.placeOf(b).name, 'iperf3 -s -1 &', T.s6.whyIperfServer);
     const argv = ['iperf3', '-c', b.ip, '-t', '2', '-f', 'm'];
     const p = ui.progress(T.s6.measuring(label));
-    const r = await runAsync(['ip', 'netns', 'exec', a.ns, ...argv], 30_000);
+    const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 30_000 });
     p.done();
     await this.exitOf(server, 'iperf3 -s', 5000).catch(() => undefined);
     const lines = (r.stdout + r.stderr).trimEnd().split('\n');

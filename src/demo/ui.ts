@@ -50,6 +50,7 @@ function charWidth(cp: number): number {
   return 1;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour sequences this strips.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /** Columns `s` takes on a terminal (ANSI escapes ignored). */
@@ -195,7 +196,7 @@ export class Ui {
   /** A note set apart from the narration (seeds' v2 commands, caveats). */
   note(s: string): void {
     const lines = wrap(s, this.width - 4);
-    lines.forEach((l, i) => this.line(`  ${this.style('dim', i === 0 ? '※ ' : '  ')}${this.style('dim', l)}`));
+    for (const [i, l] of lines.entries()) this.line(`  ${this.style('dim', i === 0 ? '※ ' : '  ')}${this.style('dim', l)}`);
   }
 
   /**

@@ -1,3 +1,3 @@
 export { IptablesManager, IptablesError, systemRunner } from './manager';
-export type { IptablesLogger, IptablesManagerOptions, IptablesRunner } from './manager';
+export type { IptablesManagerOptions, IptablesRunner } from './manager';
 export * from './rules';

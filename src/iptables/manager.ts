@@ -15,7 +15,6 @@
 // an IptablesError (code FLANNEL_ERR_IPTABLES); resync errors are logged and
 // counted, and the next period tries again.
 
-import { execFile, spawn } from 'node:child_process';
 import {
   IptablesRule,
   allPresent,
@@ -26,18 +25,13 @@ import {
   supportsRandomFully,
   teardownPayload,
 } from './rules';
+import { FlannelError, errorMessage } from '../util/errors';
+import { exec, execStatus } from '../util/exec';
+import type { Logger } from '../util/log';
 
-export interface IptablesLogger {
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
-
-export class IptablesError extends Error {
-  readonly code = 'FLANNEL_ERR_IPTABLES' as const;
+export class IptablesError extends FlannelError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('FLANNEL_ERR_IPTABLES', message, options);
     this.name = 'IptablesError';
   }
 }
@@ -52,26 +46,13 @@ export interface IptablesRunner {
   version(): Promise<string>;
 }
 
-function run(cmd: string, args: string[], input?: string, timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new IptablesError(`cannot run ${cmd}: ${e.message} (is the iptables package installed?)`, { cause: e }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new IptablesError(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${err.trim()}${input ? `\ninput:\n${input}` : ''}`));
-    });
-    child.stdin.on('error', () => undefined); // reported through 'close'
-    child.stdin.end(input ?? '');
-  });
+/** Runs an iptables command; its failure is an IptablesError that shows the command, stderr and the payload. */
+async function run(cmd: string, args: string[], input?: string, timeoutMs = 15_000): Promise<string> {
+  try {
+    return await exec([cmd, ...args], { input, timeoutMs });
+  } catch (e) {
+    throw new IptablesError(`${errorMessage(e)}${input ? `\ninput:\n${input}` : ''}`, { cause: e });
+  }
 }
 
 /** Runs the system's iptables (Debian's: the nft backend) in this process's network namespace. */
@@ -79,18 +60,21 @@ export const systemRunner: IptablesRunner = {
   save: () => run('iptables-save', []),
   // -w: wait for the xtables lock (legacy backend; the nft backend ignores it).
   restore: async (payload) => void (await run('iptables-restore', ['-w', '5', '--noflush'], payload)),
-  version: () => new Promise((resolve) => execFile('iptables', ['--version'], (e, out) => resolve(e ? '' : out))),
+  version: async () => {
+    const r = await execStatus(['iptables', '--version'], { timeoutMs: 15_000 });
+    return r.status === 0 ? r.stdout : '';
+  },
 };
 
 export interface IptablesManagerOptions {
-  log: IptablesLogger;
+  log: Logger;
   runner?: IptablesRunner;
   /** MASQUERADE --random-fully: undefined = when iptables supports it (flannel's default). */
   randomFully?: boolean;
 }
 
 export class IptablesManager {
-  private readonly log: IptablesLogger;
+  private readonly log: Logger;
   private readonly runner: IptablesRunner;
   private randomFully: boolean | undefined;
   private masq: { network: string; subnet: string; rules: IptablesRule[] } | undefined;

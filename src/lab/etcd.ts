@@ -12,7 +12,7 @@ import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab } from './lab';
-import { run, tryRun, waitFor } from '../util/sh';
+import { run, tryRun, waitFor } from './sh';
 
 /** PEM files of a TLS etcd: the server's certificate and key, and the CA that signs client certificates. */
 export interface EtcdTls {

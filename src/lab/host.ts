@@ -6,7 +6,8 @@ import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT, flanneldBin, waitForLog } from './lab';
-import { run, tryRun, waitFor } from '../util/sh';
+import { run, tryRun, waitFor } from './sh';
+import { parseEnvText } from '../util/env-file';
 import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
 
 /** CNI_PATH for pods networked through the plugins: bin/flannel, then Debian's plugins. */
@@ -19,18 +20,35 @@ export interface SubnetEnv {
   ipMasq: boolean;
 }
 
+/** The values a lab host needs from its subnet.env; throws naming a missing key. */
 export function parseSubnetEnv(text: string): SubnetEnv {
-  const kv = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) kv.set(m[1], m[2]);
-  }
+  const kv = parseEnvText(text);
   const need = (k: string) => {
     const v = kv.get(k);
     if (v === undefined) throw new Error(`subnet.env has no ${k}`);
     return v;
   };
   return { network: need('FLANNEL_NETWORK'), subnet: need('FLANNEL_SUBNET'), mtu: Number(need('FLANNEL_MTU')), ipMasq: need('FLANNEL_IPMASQ') === 'true' };
+}
+
+/**
+ * The one flanneld command line of the lab: node (with FLANNEL_TS_NODE_ARGS,
+ * extra node flags such as --cpu-prof for profiling runs), bin/flanneld, and
+ * the flags every lab daemon needs. Never the default /run/flannel/ paths: lab
+ * daemons keep to the lab's directory. `extra` flags come last and win.
+ */
+export function flanneldArgv(o: { etcdEndpoint: string; subnetFile: string; adminSocket: string }, extra: string[]): string[] {
+  const nodeArgs = (process.env.FLANNEL_TS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return [
+    process.execPath,
+    ...nodeArgs,
+    flanneldBin(),
+    `--etcd-endpoints=${o.etcdEndpoint}`,
+    '--iface=eth0',
+    `--subnet-file=${o.subnetFile}`,
+    `--admin-socket=${o.adminSocket}`,
+    ...extra,
+  ];
 }
 
 export class Daemon {
@@ -96,18 +114,7 @@ export class Host {
   startFlanneld(etcdEndpoint: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Daemon {
     const logFile = path.join(this.dir, `flanneld.log`);
     fs.appendFileSync(logFile, `--- start ${new Date().toISOString()}\n`);
-    // FLANNEL_TS_NODE_ARGS: extra node flags for the daemons (e.g. --cpu-prof), for profiling runs.
-    const nodeArgs = (process.env.FLANNEL_TS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const argv = [
-      process.execPath,
-      ...nodeArgs,
-      flanneldBin(),
-      `--etcd-endpoints=${etcdEndpoint}`,
-      '--iface=eth0',
-      `--subnet-file=${this.subnetFile}`,
-      `--admin-socket=${this.adminSocket}`,
-      ...extraArgs,
-    ];
+    const argv = flanneldArgv({ etcdEndpoint, subnetFile: this.subnetFile, adminSocket: this.adminSocket }, extraArgs);
     this.daemon = new Daemon(this, this.lab.spawnIn(this.ns, argv, logFile, env), logFile);
     return this.daemon;
   }

@@ -14,7 +14,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run, tryRun, sleep, waitFor } from '../util/sh';
+import { run, tryRun, sleep, waitFor } from './sh';
+import { FlannelError } from '../util/errors';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
 
@@ -245,7 +246,7 @@ export function readLabState(file: string): LabState {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw Object.assign(new Error(`no kept lab: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`), { code: 'FLANNEL_ERR_NO_STATE' });
+    throw new FlannelError('FLANNEL_ERR_NO_STATE', `no kept lab: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`, { cause: e });
   }
   const s = JSON.parse(text) as LabState;
   const bad = (why: string) => new Error(`${file} is not a lab state file (${why})`);

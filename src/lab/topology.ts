@@ -11,9 +11,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Etcd } from './etcd';
-import { Daemon, Host, Pod, SubnetEnv, parseSubnetEnv } from './host';
-import { flanneldBin } from './lab';
-import { run, waitFor } from '../util/sh';
+import { Daemon, Host, Pod, SubnetEnv, flanneldArgv, parseSubnetEnv } from './host';
+import { run, waitFor } from './sh';
 
 export const BACKENDS = ['udp', 'vxlan', 'host-gw'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -64,24 +63,14 @@ export class BackendNode {
     this.bridge = BRIDGES[backend];
   }
 
-  /** Starts bin/flanneld in the host's namespace (FLANNEL_TS_NODE_ARGS adds node flags, as Host.startFlanneld). */
+  /** Starts bin/flanneld in the host's namespace (the lab's one command line, flanneldArgv). */
   start(extraArgs: string[] = []): Daemon {
     fs.appendFileSync(this.logFile, `--- start ${new Date().toISOString()}\n`);
     this.logOffset = fs.statSync(this.logFile).size;
-    const nodeArgs = (process.env.FLANNEL_TS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const argv = [
-      process.execPath,
-      ...nodeArgs,
-      flanneldBin(),
-      `--etcd-endpoints=${this.etcdEndpoint}`,
-      `--etcd-prefix=${this.prefix}`,
-      '--iface=eth0',
-      `--subnet-file=${this.subnetFile}`,
-      // Never the default /run/flannel/...: lab daemons keep to the lab's directory.
-      `--admin-socket=${path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`)}`,
-      ...this.extraArgs,
-      ...extraArgs,
-    ];
+    const argv = flanneldArgv(
+      { etcdEndpoint: this.etcdEndpoint, subnetFile: this.subnetFile, adminSocket: path.join(this.host.dir, `admin-${SHORT[this.backend]}.sock`) },
+      [`--etcd-prefix=${this.prefix}`, ...this.extraArgs, ...extraArgs],
+    );
     this.daemon = new Daemon(this.host, this.host.lab.spawnIn(this.host.ns, argv, this.logFile), this.logFile);
     return this.daemon;
   }

@@ -1,10 +1,15 @@
 // IPv4 addresses as unsigned 32-bit numbers, and networks as (address, prefix).
 // Numbers, not strings, because the data plane compares them per packet.
 
+import { FlannelError } from '../util/errors';
+
 export type Ip4 = number;
 
-export class Ip4Error extends Error {
-  readonly code = 'FLANNEL_ERR_BAD_IP';
+export class Ip4Error extends FlannelError {
+  constructor(message: string) {
+    super('FLANNEL_ERR_BAD_IP', message);
+    this.name = 'Ip4Error';
+  }
 }
 
 export function parseIp4(s: string): Ip4 {

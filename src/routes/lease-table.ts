@@ -188,7 +188,7 @@ export class LeaseTable {
 
   private upsertQuiet(lease: Lease): LeaseDiff {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
-    if (this.local && this.local.equals(lease.subnet)) return diff;
+    if (this.local?.equals(lease.subnet)) return diff;
     const old = this.get(lease.subnet);
     if (old && old.publicIp === lease.publicIp && JSON.stringify(old.backendData) === JSON.stringify(lease.backendData)) return diff;
     const peer: Peer = {

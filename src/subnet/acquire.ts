@@ -5,7 +5,7 @@ import { Ip4Net, formatIp4 } from '../routes/ip4';
 import { NetworkConfig } from './config';
 import { SubnetError } from './errors';
 import { LeaseAttrs } from './lease-value';
-import { Logger } from './log';
+import type { Logger } from '../util/log';
 import { RegistryLease, SubnetRegistry } from './registry';
 import { isSubnetCompatible, pickFreeSubnet, subnetCount } from './subnets';
 

@@ -21,7 +21,7 @@ export interface BackendSpec {
 
 /** Looks a key up the way Go's encoding/json does: exact match first, then case-insensitively. */
 export function lookupKey(obj: Record<string, unknown>, name: string): { key: string; value: unknown } | undefined {
-  if (Object.prototype.hasOwnProperty.call(obj, name)) return { key: name, value: obj[name] };
+  if (Object.hasOwn(obj, name)) return { key: name, value: obj[name] };
   const lower = name.toLowerCase();
   let found: { key: string; value: unknown } | undefined;
   for (const k of Object.keys(obj)) {

@@ -212,7 +212,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
       warnings.push('Backend has no Type: using "udp" (stock flanneld refuses a Backend without Type; add "Type": "udp")');
     }
   }
-  const spec = Object.prototype.hasOwnProperty.call(SUPPORTED_BACKENDS, backendType) ? SUPPORTED_BACKENDS[backendType] : undefined;
+  const spec = Object.hasOwn(SUPPORTED_BACKENDS, backendType) ? SUPPORTED_BACKENDS[backendType] : undefined;
   if (spec === undefined) {
     const supported = supportedBackendTypes().join(', ');
     if (FLANNEL_ONLY_BACKENDS.includes(backendType)) {

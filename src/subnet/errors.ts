@@ -1,6 +1,8 @@
 // Errors of the control plane. Each carries a stable `code` that callers (the
 // daemon, tests, log scrapers) can match on; the message says what to fix.
 
+import { FlannelError, errorMessage } from '../util/errors';
+
 export type SubnetErrorCode =
   | 'FLANNEL_ERR_CONFIG' // the network config in etcd is invalid (see `field`)
   | 'FLANNEL_ERR_CONFIG_MISSING' // no network config at <prefix>/config yet
@@ -11,12 +13,11 @@ export type SubnetErrorCode =
   | 'FLANNEL_ERR_LEASE_RACE' // lost the create race too many times in a row
   | 'FLANNEL_ERR_SUBNET_FILE'; // subnet.env could not be written
 
-export class SubnetError extends Error {
-  readonly code: SubnetErrorCode;
+export class SubnetError extends FlannelError {
+  declare readonly code: SubnetErrorCode;
   constructor(code: SubnetErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'SubnetError';
-    this.code = code;
   }
 }
 
@@ -42,6 +43,4 @@ export class RegistryError extends SubnetError {
   }
 }
 
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+export { errorMessage };

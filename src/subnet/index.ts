@@ -3,7 +3,7 @@
 export { NetworkConfig, ParsedConfig, parseNetworkConfig } from './config';
 export { SUPPORTED_BACKENDS, FLANNEL_ONLY_BACKENDS, UDP_DEFAULT_PORT, supportedBackendTypes } from './backends';
 export { SubnetError, SubnetErrorCode, ConfigError, RegistryError } from './errors';
-export { Logger, silentLogger } from './log';
+export { Logger, silentLogger } from '../util/log';
 export { LeaseAttrs, formatLeaseValue, parseLeaseValue } from './lease-value';
 export {
   SubnetRange,
@@ -15,7 +15,7 @@ export {
   freeSubnetCount,
   pickFreeSubnet,
 } from './subnets';
-export { SubnetFileValues, formatSubnetFile, writeSubnetFile, readSubnetFile, parseEnvText } from './subnet-env';
+export { SubnetFileValues, formatSubnetFile, writeSubnetFile, readSubnetFile } from './subnet-env';
 export {
   DEFAULT_PREFIX,
   LEASE_TTL_SEC,

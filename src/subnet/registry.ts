@@ -23,7 +23,7 @@ import { Ip4Net } from '../routes/ip4';
 import { Lease } from '../routes/lease-table';
 import { RegistryError, SubnetError, errorMessage } from './errors';
 import { LeaseAttrs, formatLeaseValue, parseLeaseValue } from './lease-value';
-import { Logger, silentLogger } from './log';
+import { Logger, silentLogger } from '../util/log';
 import { parseSubnetKey, subnetKey } from './subnets';
 
 export const DEFAULT_PREFIX = '/coreos.com/network';

@@ -17,7 +17,7 @@ import { Ip4, Ip4Net, formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease } from '../routes/lease-table';
 import { NetworkConfig, parseNetworkConfig } from './config';
 import { errorMessage } from './errors';
-import { Logger } from './log';
+import type { Logger } from '../util/log';
 
 /** How old a state file may be and still be used. */
 export const RESTART_STATE_MAX_AGE_MS = 10 * 60_000;

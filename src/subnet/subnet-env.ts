@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Ip4Net, formatIp4 } from '../routes/ip4';
 import { SubnetError, errorMessage } from './errors';
-import { Logger, silentLogger } from './log';
+import { parseEnvText } from '../util/env-file';
+import { Logger, silentLogger } from '../util/log';
 import { firstAddress } from './subnets';
 
 export interface SubnetFileValues {
@@ -63,32 +64,6 @@ export async function writeSubnetFile(path: string, v: SubnetFileValues): Promis
       { cause: e },
     );
   }
-}
-
-/**
- * Parses dotenv text the way godotenv (flannel's reader) does for the lines
- * flannel writes: KEY=VALUE, optional `export `, quotes, # comments.
- */
-export function parseEnvText(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let line of text.split(/\r?\n/)) {
-    line = line.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('export ')) line = line.slice(7).trim();
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).trim();
-    let value = line.slice(eq + 1).trim();
-    const q = value[0];
-    if ((q === '"' || q === "'") && value.length >= 2 && value.endsWith(q)) {
-      value = value.slice(1, -1);
-    } else {
-      const hash = value.indexOf(' #');
-      if (hash >= 0) value = value.slice(0, hash).trim();
-    }
-    out.set(key, value);
-  }
-  return out;
 }
 
 /**

@@ -6,8 +6,8 @@
 // iproute2 is used rather than netlink from C: these run once at start-up (and
 // on a lease change), never per packet, and `ip -batch` keeps it one process.
 
-import * as fs from 'node:fs';
-import { ipBatch, run } from '../util/sh';
+import { access, writeFile } from 'node:fs/promises';
+import { ipBatch } from '../util/exec';
 
 export interface TunConfig {
   name: string;
@@ -38,30 +38,18 @@ export const TUN_TXQUEUELEN = 2000;
  * UDP sends instead of one.
  */
 
-export function configureTun(c: TunConfig): void {
+/** @throws CommandError (FLANNEL_ERR_COMMAND) naming the ip command that failed. */
+export async function configureTun(c: TunConfig): Promise<void> {
   // No IPv6 on flannel0: otherwise the kernel sends router solicitations and
   // MLD reports into the TUN that would only be dropped.
   const v6 = `/proc/sys/net/ipv6/conf/${c.name}/disable_ipv6`;
-  if (fs.existsSync(v6)) fs.writeFileSync(v6, '1');
-  ipBatch([
+  const hasV6 = await access(v6).then(() => true, () => false);
+  if (hasV6) await writeFile(v6, '1');
+  await ipBatch([
     `link set dev ${c.name} mtu ${c.mtu} txqueuelen ${TUN_TXQUEUELEN}`,
     `addr flush dev ${c.name}`,
     `addr add ${c.address}/32 dev ${c.name}`,
     `link set dev ${c.name} up`,
     `route replace ${c.network} dev ${c.name} scope global`,
   ]);
-}
-
-/** Reads an interface's MTU from sysfs. */
-export function interfaceMtu(name: string): number {
-  return Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-}
-
-export function deviceExists(name: string): boolean {
-  return fs.existsSync(`/sys/class/net/${name}`);
-}
-
-/** Removes a leftover device (e.g. a persistent flannel0 from a crashed daemon). */
-export function deleteDevice(name: string): void {
-  if (deviceExists(name)) run(['ip', 'link', 'del', name]);
 }

@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as batch from './batch';
+import { FlannelError } from '../util/errors';
 
 export interface TunOpenResult {
   fd: number;
@@ -228,13 +229,11 @@ export function checkLayout(compiled: Record<string, number> | undefined, file: 
   };
   const wrong = Object.keys(want).filter((k) => compiled?.[k] !== want[k]);
   if (wrong.length > 0) {
-    throw Object.assign(
-      new Error(
-        `${file} was built for another descriptor layout than src/tun/batch.ts (${wrong
-          .map((k) => `${k}: addon ${compiled?.[k]}, batch.ts ${want[k]}`)
-          .join('; ')}): rebuild the addon (npm run install) and keep flannel_tun.h and batch.ts in step`,
-      ),
-      { code: 'FLANNEL_ERR_ADDON_LAYOUT' },
+    throw new FlannelError(
+      'FLANNEL_ERR_ADDON',
+      `${file} was built for another descriptor layout than src/tun/batch.ts (${wrong
+        .map((k) => `${k}: addon ${compiled?.[k]}, batch.ts ${want[k]}`)
+        .join('; ')}): rebuild the addon (npm run install) and keep flannel_tun.h and batch.ts in step`,
     );
   }
 }

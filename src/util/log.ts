@@ -10,8 +10,27 @@
 
 import pino from 'pino';
 
-export type Logger = pino.Logger;
+/**
+ * The one logger type every layer takes: pino's shape (a message string,
+ * optionally preceded by an object of fields), so the daemon passes its pino
+ * instance straight in and tests pass a recorder or silentLogger.
+ */
+export interface Logger {
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
 export type LogLevel = pino.Level;
+
+/** Discards everything (a library used without a logger). */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
 
 /** The pino level for flannel's -v: 0 (or less) → info, 1 → debug, 2 and more → trace. */
 export function levelForVerbosity(verbosity: number): LogLevel {
@@ -24,8 +43,9 @@ export function levelForVerbosity(verbosity: number): LogLevel {
  * A logger at the level -v asks for. `name` tags every line (e.g. "flanneld",
  * "subnet"); children from logger.child({ component }) share the destination.
  * `destination` is for tests; by default lines go synchronously to stderr.
+ * Returns pino itself (the entry point also needs fatal); it is a Logger.
  */
-export function createLogger(verbosity: number, name?: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(verbosity: number, name?: string, destination?: pino.DestinationStream): pino.Logger {
   const options: pino.LoggerOptions = {
     level: levelForVerbosity(verbosity),
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -14,7 +14,8 @@ import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { BACKENDS, BACKEND_NETWORKS, BackendName, BackendNode, startBackendCluster, writeBackendConfig } from '../../src/lab/topology';
-import { run, runAsync, waitFor } from '../../src/util/sh';
+import { run, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { FIXTURES, failureAware, fixture, startLab } from '../lib/helpers';
 
 const PREFIX: Record<BackendName, string> = {
@@ -251,7 +252,7 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
   for (const b of ['vxlan', 'host-gw'] as const) {
     check(`${b}: a LeaseDiff of 1000 peers is applied in one batch, well under a second`, async () => {
       const h = new Host(lab, `ka${b === 'vxlan' ? 'vx' : 'gw'}`, b === 'vxlan' ? '198.18.2.1' : '198.18.2.2');
-      const r = await runAsync(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/bench/kernel-apply.js'), b, '1000'], 60_000);
+      const r = await execStatus(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/bench/kernel-apply.js'), b, '1000'], { timeoutMs: 60_000 });
       assert.equal(r.status, 0, r.stderr);
       const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
       console.log(`# ${b}: 1000 peers added in ${j.addMs.toFixed(0)} ms, changed in ${j.changeMs.toFixed(0)} ms, removed in ${j.removeMs.toFixed(0)} ms (${j.batches} batches to ip/bridge in all)`);
@@ -273,7 +274,7 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
       endpoint: etcd.endpoint, prefix, backend: 'vxlan', subnetFile: n.subnetFile, network: '198.19.0.0/16', subnetLen: 30,
       publicBase: '198.18.64.0', probePort: 7777, ackPort: 7778, latency: 0, burst: 1000, fill: 0, timeoutMs: 1000, probe: false,
     };
-    const driver = runAsync(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], 60_000);
+    const driver = execStatus(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], { timeoutMs: 60_000 });
     const count = () => run(['ip', '-n', h.ns, '-4', 'route', 'show', 'dev', 'flannel.1']).split('\n').filter((l) => l.includes('onlink')).length;
     let doneAt = 0;
     let finished = false;

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { NETWORK, dumpLogs, failureAware, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 /** Config documents flannel refuses, and the field the one log line must name. */

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../src/lab/lab';
-import { runAsync, tryRun } from '../../src/util/sh';
+import { tryRun } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { spawn } from 'node:child_process';
 
 const BIN = path.join(REPO_ROOT, 'bin/flannel-ts');
@@ -30,13 +31,13 @@ function runBench(args: string[], timeoutMs: number): Promise<{ status: number |
 }
 
 test('bench: bad options are clear errors, --help prints the options', async () => {
-  const bad = await runAsync([process.execPath, BIN, 'bench', '--backends', 'udp,ipip']);
+  const bad = await execStatus([process.execPath, BIN, 'bench', '--backends', 'udp,ipip']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /unknown backend "ipip" \(choose from udp, vxlan, host-gw\)/);
-  const dur = await runAsync([process.execPath, BIN, 'bench', '--duration', 'soon']);
+  const dur = await execStatus([process.execPath, BIN, 'bench', '--duration', 'soon']);
   assert.equal(dur.status, 1);
   assert.match(dur.stderr, /--duration needs a number/);
-  const help = await runAsync([process.execPath, BIN, 'bench', '--help']);
+  const help = await execStatus([process.execPath, BIN, 'bench', '--help']);
   assert.equal(help.status, 0);
   for (const opt of ['--backends', '--duration', '--repeat', '--mtu', '--json', '--svg', '--control-plane']) assert.ok(help.stdout.includes(opt), opt);
 });

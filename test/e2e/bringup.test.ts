@@ -1,14 +1,14 @@
 // How daemons come up: waiting for a config, refusing a bad one without
 // touching etcd, and sizing flannel0 from the underlay MTU.
 
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, failureAware, NETWORK, dumpLogs, fixture, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('bring-up', () => {

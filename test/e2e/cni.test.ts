@@ -13,7 +13,7 @@ import { Etcd } from '../../src/lab/etcd';
 import { CNI_PATH, CniPod, Host } from '../../src/lab/host';
 import { CniInvokeError } from '../../src/cni/runtime';
 import { marshalSorted } from '../../src/cni/conf';
-import { tryRun, waitFor } from '../../src/util/sh';
+import { tryRun, waitFor } from '../../src/lab/sh';
 import { assertPodsPingAcrossHosts, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9102;

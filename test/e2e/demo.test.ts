@@ -8,10 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT, destroyFromState, isRecordedProcessAlive, readLabState } from '../../src/lab/lab';
-import { run, runAsync, waitFor } from '../../src/util/sh';
+import { run, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 
 const FLANNEL_TS = path.join(REPO_ROOT, 'bin/flannel-ts');
-const cli = (args: string[], timeoutMs = 60_000) => runAsync([process.execPath, FLANNEL_TS, ...args], timeoutMs);
+const cli = (args: string[], timeoutMs = 60_000) => execStatus([process.execPath, FLANNEL_TS, ...args], { timeoutMs });
 const namespaces = () => new Set(run(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
 /**
  * The namespaces that appeared since `before` and belong to the demo whose
@@ -148,6 +149,7 @@ describe('flannel-ts demo', () => {
     const before = namespaces();
     const r = await cli(['demo', '--plain'], 90_000);
     assert.equal(r.status, 0, r.stdout + r.stderr);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ANSI colour sequence.
     assert.doesNotMatch(r.stdout, /\x1b\[|\r/, 'no colour and no progress line with --plain');
     checkFacts(r.stdout, { outer: 'outer IPv4 header', udp: 'UDP header', inner: 'inner IPv4 header', icmp: 'ICMP header' });
     assert.match(r.stdout, /== 7\. Done\n {2}✓ removed 13 namespaces/);
@@ -162,6 +164,7 @@ describe('flannel-ts demo', () => {
     // No --plain: stdout is a pipe, so colour and the progress line are off by themselves.
     const r = await cli(['demo', '--lang', 'zh', '--keep', '--state', state], 90_000);
     assert.equal(r.status, 0, r.stdout + r.stderr);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ANSI colour sequence.
     assert.doesNotMatch(r.stdout, /\x1b\[|\r/, 'colour off when stdout is not a terminal');
     for (const heading of ['== 1. etcd：flannel 保存网络配置和租约的地方', '== 3. etcd 里的租约', '逐跳跟踪', '-- 5.5 底层网络上', '完整路径', '== 7. 集群继续运行（--keep）']) {
       assert.ok(r.stdout.includes(heading), `zh heading: ${heading}`);

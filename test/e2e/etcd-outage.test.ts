@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { runAsync, sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { dumpLogs, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9102;
@@ -39,7 +40,7 @@ describe('etcd outage', () => {
     try {
       assert.equal(pods[0].ping(pods[1].ip, 2, 0.1).received, 2);
       // Ping through the whole outage: 120 pings, 0.1 s apart (12 s).
-      const pingDone = runAsync(['ip', 'netns', 'exec', pods[0].ns, 'ping', '-n', '-c', '120', '-i', '0.1', '-W', '1', pods[1].ip], 30_000);
+      const pingDone = execStatus(['ip', 'netns', 'exec', pods[0].ns, 'ping', '-n', '-c', '120', '-i', '0.1', '-W', '1', pods[1].ip], { timeoutMs: 30_000 });
       await etcd.stop('SIGKILL');
       const down = await waitFor('etcd_up to drop to 0', () => scrape(hosts[0], HEALTHZ).get('flannel_etcd_up') === 0, 15_000, 200).catch(() => false);
       await sleep(10_000);

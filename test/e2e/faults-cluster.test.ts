@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { Lab } from '../../src/lab/lab';
 import { EtcdCluster } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { tryRun, waitFor } from '../../src/util/sh';
+import { tryRun, waitFor } from '../../src/lab/sh';
 import { DEFAULT_CONFIG, failureAware, scrape, uniquePrefix } from '../lib/helpers';
 
 const HEALTHZ = 9131;

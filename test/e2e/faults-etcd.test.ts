@@ -11,7 +11,8 @@ import * as net from 'node:net';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { runAsync, sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { dumpLogs, failureAware, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9121;
@@ -99,7 +100,7 @@ describe('etcd faults under running daemons', () => {
     const resyncsBefore = metric(e1, RESYNCS);
     const logFrom = fs.statSync(e1.daemon!.logFile).size;
     // 5 pings a second through the outage and the recovery (70 s).
-    const ping = runAsync(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-c', '350', '-i', '0.2', '-W', '1', b.ip], 120_000);
+    const ping = execStatus(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-c', '350', '-i', '0.2', '-W', '1', b.ip], { timeoutMs: 120_000 });
     await etcd.stop('SIGKILL');
     const downAt = Date.now();
     await waitFor('flannel_etcd_up 0 on both hosts', () => hosts.every((h) => metric(h, ETCD_UP) === 0), 20_000, 250);

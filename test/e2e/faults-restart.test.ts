@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run, runAsync, sleep, tryRun, waitFor } from '../../src/util/sh';
+import { run, sleep, tryRun, waitFor } from '../../src/lab/sh';
+import { execStatus } from '../../src/util/exec';
 import { DEFAULT_CONFIG, FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const HEALTHZ = 9111;
@@ -62,7 +63,7 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     // by the whole suite, so one slow start can be the machine, three cannot).
     const gaps: number[] = [];
     for (let round = 0; round < 3; round++) {
-      const ping = runAsync(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', '3', b.ip], 20_000);
+      const ping = execStatus(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', '3', b.ip], { timeoutMs: 20_000 });
       await sleep(700);
       const t0 = Date.now();
       assert.equal(await h.daemon!.stop('SIGTERM'), 0);
@@ -103,8 +104,8 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     const leasesBefore = leaseKeys(etcd, prefix).sort();
     b.exec(['sh', '-c', 'iperf3 -s -1 -D -p 5201 >/dev/null 2>&1']);
     await waitFor('iperf3 listening in the pod', () => /:5201\b/.test(b.exec(['ss', '-tln'])), 5000, 50);
-    const ping = runAsync(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', '7', b.ip], 20_000);
-    const tcp = runAsync(['ip', 'netns', 'exec', a.ns, 'iperf3', '-c', b.ip, '-p', '5201', '-t', '6', '-b', '50M', '--connect-timeout', '3000'], 30_000);
+    const ping = execStatus(['ip', 'netns', 'exec', a.ns, 'ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', '7', b.ip], { timeoutMs: 20_000 });
+    const tcp = execStatus(['ip', 'netns', 'exec', a.ns, 'iperf3', '-c', b.ip, '-p', '5201', '-t', '6', '-b', '50M', '--connect-timeout', '3000'], { timeoutMs: 30_000 });
     await sleep(1500);
     const t0 = Date.now();
     await h.daemon!.stop('SIGKILL');

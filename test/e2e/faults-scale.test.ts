@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { waitFor } from '../../src/util/sh';
+import { waitFor } from '../../src/lab/sh';
 import { failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const N = 50;

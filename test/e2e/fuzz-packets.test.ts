@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run, sleep, waitFor } from '../../src/util/sh';
+import { run, sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, NETWORK, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 import { FuzzEnv, INJECT_PY, Verdict, expectRx, fmt4, forwarded, generate, ip4, isForwardOf, net4, readPcap, tally, txPeer } from '../lib/fuzz-cases';
 

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { CniPod, Host } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const OUTSIDE = '198.18.0.200';

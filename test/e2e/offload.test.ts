@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run, waitFor } from '../../src/util/sh';
+import { run, waitFor } from '../../src/lab/sh';
 import { FIXTURES, dumpLogs, failureAware, fixture, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 import { udpPacket } from '../lib/packets';
 

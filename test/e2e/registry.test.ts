@@ -14,7 +14,7 @@ import { Etcd3 } from 'etcd3';
 import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
 import { parseNetworkConfig, NetworkConfig } from '../../src/subnet/config';
-import { Logger } from '../../src/subnet/log';
+import type { Logger } from '../../src/util/log';
 import { EtcdRegistry, RegistryLease } from '../../src/subnet/registry';
 import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
 

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd, EtcdPki, makeEtcdPki } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run, sleep, tryRun, waitFor } from '../../src/util/sh';
+import { run, sleep, tryRun, waitFor } from '../../src/lab/sh';
 import { NETWORK, failureAware, leaseKeys, uniquePrefix } from '../lib/helpers';
 
 const HEALTHZ = 9141;
@@ -86,7 +86,7 @@ describe('security', () => {
   });
 
   check('etcd over mutual TLS: the right CA and client certificate work, traffic flows', async () => {
-    const flags = (h: Host, healthzIp: string) => [`--etcd-prefix=${prefix}`, `--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`, `--healthz-ip=${healthzIp}`, `--healthz-port=${HEALTHZ}`];
+    const flags = (_h: Host, healthzIp: string) => [`--etcd-prefix=${prefix}`, `--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`, `--healthz-ip=${healthzIp}`, `--healthz-port=${HEALTHZ}`];
     const a = newHost();
     const b = newHost();
     a.startFlanneld(tls.endpoint, flags(a, '127.0.0.1'));

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { runAsync } from '../../src/util/sh';
+import { execStatus } from '../../src/util/exec';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('flannel-ts trace', () => {
@@ -35,7 +35,7 @@ describe('flannel-ts trace', () => {
   const trace = async (args: string[]) => {
     const daemon = hosts[0].daemon!;
     const from = fs.statSync(daemon.logFile).size;
-    const running = runAsync(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], 20_000);
+    const running = execStatus(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], { timeoutMs: 20_000 });
     await daemon.waitForLog(/Trace attached/, 15_000, from);
     return { done: running }; // wrapped: returning the promise itself would make the caller wait for the trace to end
   };
@@ -81,7 +81,7 @@ describe('flannel-ts trace', () => {
   });
 
   suite.check('a missing socket is a clear error', async () => {
-    const r = await runAsync([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${lab.dir}/nope.sock`], 10_000);
+    const r = await execStatus([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${lab.dir}/nope.sock`], { timeoutMs: 10_000 });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cannot reach flanneld's admin socket .*nope\.sock/);
   });

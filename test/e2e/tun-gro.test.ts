@@ -8,7 +8,6 @@
 // `ip netns exec`. Addresses: 198.19.30.0/24 - 198.19.40.0/24 inside the
 // namespace. Needs root; skipped otherwise.
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TunFixtureNamespace } from '../lib/tun-fixture-ns';
 

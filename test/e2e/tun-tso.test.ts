@@ -9,7 +9,6 @@
 // `ip netns exec`. Addresses: 198.19.50.0/24 and 198.19.51.0/24 inside the
 // namespace. Needs root; skipped otherwise.
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TunFixtureNamespace } from '../lib/tun-fixture-ns';
 

@@ -1,14 +1,14 @@
 // Three hosts running flanneld with the udp backend against one real etcd:
 // the core promises of the product, checked as a user would see them.
 
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { sleep, waitFor } from '../../src/util/sh';
+import { sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 import { udpPacket } from '../lib/packets';
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
-import { run } from '../../src/util/sh';
+import { run } from '../../src/lab/sh';
 import { test } from 'node:test';
 
 export const FIXTURES = path.join(REPO_ROOT, 'dist/test/e2e/fixtures');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { run, tryRun } from '../../src/util/sh';
+import { run, tryRun } from '../../src/lab/sh';
 
 export class TunFixtureNamespace {
   readonly ns: string;

@@ -81,7 +81,7 @@ test('encap: one decision per TSO super-packet: its marked segments follow the f
     { bytes: seg('198.19.9.9', 100) },
   ]);
   const marks = [3, 0, 0, 0, 2, 0];
-  marks.forEach((m, i) => (b.desc[i * DESC_WORDS + D_PORT] = m));
+  for (const [i, m] of marks.entries()) b.desc[i * DESC_WORDS + D_PORT] = m;
   b.readInfo[READ_INFO_SUPER] = 2;
   assert.equal(encap.process(b), 4);
   for (let i = 0; i < 3; i++) {

@@ -10,7 +10,7 @@ import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
 import { parseNetworkConfig } from '../../src/subnet/config';
 import { RegistryError } from '../../src/subnet/errors';
 import { LeaseAttrs, formatLeaseValue } from '../../src/subnet/lease-value';
-import { Logger } from '../../src/subnet/log';
+import type { Logger } from '../../src/util/log';
 import { LeaseList, LeaseWatch, LeaseWatchHandlers, RegistryLease, SubnetRegistry } from '../../src/subnet/registry';
 import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
 import { subnetKey } from '../../src/subnet/subnets';

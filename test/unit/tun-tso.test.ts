@@ -131,7 +131,7 @@ describe('tsoSplit: TCPv4 super-packets split as the kernel would', { skip }, ()
     assert.equal(n, Math.ceil((65535 - 52) / gso));
     assertSegments(sp, gso, rows);
     // Packed: segment i at 10 + i * (header + gso); the first never moved.
-    rows.forEach((r, i) => assert.equal(r.off, 10 + i * (52 + gso)));
+    for (const [i, r] of rows.entries()) assert.equal(r.off, 10 + i * (52 + gso));
   });
 
   it('payload an exact multiple of gso_size: the last segment is full', () => {

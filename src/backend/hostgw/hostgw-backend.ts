@@ -18,6 +18,7 @@ import { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
 import { NetworkConfig } from '../../subnet/config';
 import { Backend, BackendContext } from '../backend';
 import { FlushLines, KernelPeers, OnLinkPrefix, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
+import { FlannelError } from '../../util/errors';
 
 /** flannel's routeCheckRetries (10) seconds between checks that every peer route is still there. */
 const ROUTE_CHECK_MS = 10_000;
@@ -139,12 +140,10 @@ export class HostGwBackend implements Backend {
   async prepare(): Promise<unknown> {
     const { ext } = this.ctx;
     if (ext.publicIp !== ext.ifaceAddr) {
-      throw Object.assign(
-        new Error(
-          `your PublicIP (${ext.publicIp}) differs from interface IP (${ext.ifaceAddr}), meaning that probably you're on a NAT, ` +
-            'which is not supported by host-gw backend: drop --public-ip, or use the vxlan or udp backend',
-        ),
-        { code: 'FLANNEL_ERR_BACKEND' },
+      throw new FlannelError(
+        'FLANNEL_ERR_BACKEND',
+        `your PublicIP (${ext.publicIp}) differs from interface IP (${ext.ifaceAddr}), meaning that probably you're on a NAT, ` +
+          'which is not supported by host-gw backend: drop --public-ip, or use the vxlan or udp backend',
       );
     }
     return undefined;

@@ -12,6 +12,7 @@ import { configureTun } from '../../tun/configure';
 import { TunDevice } from '../../tun/tun-device';
 import { UdpSocket } from '../../tun/udp-socket';
 import { Backend, BackendContext } from '../backend';
+import { FlannelError } from '../../util/errors';
 
 /** flannel's udp encapsulation overhead: outer IPv4 (20) + UDP (8) headers. */
 export const UDP_OVERHEAD = 28;
@@ -59,7 +60,7 @@ export class UdpBackend implements Backend {
     const tun = TunDevice.open(TUN_NAME, { vnetHdr: want.tunOffload || want.tunGro, gro: want.tunGro, tso: want.tunOffload });
     let udp: UdpSocket;
     try {
-      configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
+      await configureTun({ name: tun.name, address: formatIp4(lease.subnet.ip), network: config.network.toString(), mtu: this.mtu });
       udp = UdpSocket.open(parseIp4(ext.ifaceAddr), config.port, { rcvbuf: RECEIVE_BUFFER, sndbuf: SOCKET_BUFFER, gso: want.udpGso, gro: want.udpGro });
     } catch (e) {
       tun.close();
@@ -75,7 +76,8 @@ export class UdpBackend implements Backend {
       ...tuning,
       onDeath: (err) => {
         // Nothing would forward any more: flanneld exits (and is restarted by systemd) rather than black-holing.
-        log.error({ err }, `The data-plane thread died: ${err.message}; flanneld exits so that it is restarted`);
+        const e = new FlannelError('FLANNEL_ERR_DATA_PLANE', `the data-plane thread died: ${err.message}; flanneld exits so that it is restarted`, { cause: err });
+        log.error({ err: e, code: e.code }, e.message);
         process.exit(1);
       },
     });
@@ -119,7 +121,7 @@ export class UdpBackend implements Backend {
   }
 
   async relocate(lease: Lease): Promise<void> {
-    configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
+    await configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
   }
 
   async stop(): Promise<void> {
@@ -167,7 +169,7 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; 
     if (v === undefined || v === '') return undefined;
     const n = Number(v);
     if (!Number.isInteger(n) || n < min || n > max) {
-      throw Object.assign(new Error(`${name}=${v} is not an integer in [${min}, ${max}]`), { code: 'FLANNEL_ERR_BAD_ENV' });
+      throw new FlannelError('FLANNEL_ERR_DATA_PLANE', `${name}=${v} is not an integer in [${min}, ${max}]: fix or unset it`);
     }
     return n;
   };

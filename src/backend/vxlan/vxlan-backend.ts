@@ -18,14 +18,16 @@
 // configuration matches — keeping its MAC, so peers need no update — or
 // recreates it (a new MAC, published by the lease update) when it does not.
 
-import * as fs from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
 import { Ip4Net, formatIp4 } from '../../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
 import { NetworkConfig } from '../../subnet/config';
 import { VXLAN_OVERHEAD, VxlanOptions, parseVxlanOptions } from '../../subnet/backends';
-import { run, tryRun } from '../../util/sh';
+import { FlannelError } from '../../util/errors';
+import { exec, execStatus, ipBatch } from '../../util/exec';
+import { LogOnce } from '../../util/log-once';
 import { Backend, BackendContext } from '../backend';
-import { FlushLines, KernelPeers, OnLinkPrefix, normalizeMac, onLinkFor, onLinkPrefixes, readCommand, routesWithin } from '../kernel';
+import { FlushLines, KernelPeers, OnLinkPrefix, normalizeMac, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
 
 /** How often the device's presence is checked (flannel reacts to the netlink event at once). */
 const DEVICE_CHECK_MS = 2000;
@@ -82,8 +84,8 @@ interface LinkInfo {
 }
 
 /** Reads a link with details, or undefined if there is none by that name. */
-function showLink(name: string): LinkInfo | undefined {
-  const r = tryRun(['ip', '-d', '-j', 'link', 'show', 'dev', name]);
+async function showLink(name: string): Promise<LinkInfo | undefined> {
+  const r = await execStatus(['ip', '-d', '-j', 'link', 'show', 'dev', name]);
   if (r.status !== 0) return undefined;
   return (JSON.parse(r.stdout) as LinkInfo[])[0];
 }
@@ -117,7 +119,7 @@ class VxlanPeers extends KernelPeers<PeerState> {
     private readonly network: Ip4Net,
     private readonly local: () => Ip4Net | undefined,
     /** Recreates the device as it was (same MAC) and returns the peers to program again. */
-    private readonly recreate: () => Peer[],
+    private readonly recreate: () => Promise<Peer[]>,
     ctx: BackendContext,
   ) {
     super('vxlan', ctx.log);
@@ -125,9 +127,9 @@ class VxlanPeers extends KernelPeers<PeerState> {
 
   /** flannel watches for flannel.1 being deleted and recreates it; so does this, every few seconds. */
   protected override async check(): Promise<void> {
-    if (fs.existsSync(`/sys/class/net/${this.dev}`)) return;
+    if (await access(`/sys/class/net/${this.dev}`).then(() => true, () => false)) return;
     this.log.warn(`${this.dev} was deleted: recreating it with the same MAC and re-programming ${this.programmed.size} peer(s)`);
-    this.reprogram(this.recreate());
+    this.reprogram(await this.recreate());
     this.restartShells();
   }
 
@@ -184,11 +186,11 @@ class VxlanPeers extends KernelPeers<PeerState> {
       const ours = r.dev === dev || (this.directRouting && r.gateway !== undefined);
       if (ours && !keep.has(r.dst.toString())) ipDel.push({ line: `route del ${r.dst} dev ${r.dev}`, del: true });
     }
-    const neighs = JSON.parse((await readCommand(['ip', '-j', '-4', 'neigh', 'show', 'dev', dev])) || '[]') as { dst: string; lladdr?: string; state?: string[] }[];
+    const neighs = JSON.parse((await exec(['ip', '-j', '-4', 'neigh', 'show', 'dev', dev])) || '[]') as { dst: string; lladdr?: string; state?: string[] }[];
     for (const n of neighs) {
       if (n.state?.includes('PERMANENT') && !gws.has(n.dst)) ipDel.push({ line: `neigh del ${n.dst} dev ${dev}`, del: true });
     }
-    const fdb = JSON.parse((await readCommand(['bridge', '-j', 'fdb', 'show', 'dev', dev])) || '[]') as { mac: string; dst?: string; flags?: string[]; state?: string }[];
+    const fdb = JSON.parse((await exec(['bridge', '-j', 'fdb', 'show', 'dev', dev])) || '[]') as { mac: string; dst?: string; flags?: string[]; state?: string }[];
     for (const f of fdb) {
       if (!f.dst || f.mac === '00:00:00:00:00:00' || !f.flags?.includes('self') || f.state !== 'permanent') continue;
       if (!macs.has(f.mac)) bridgeDel.push({ line: `fdb del ${f.mac} dev ${dev} dst ${f.dst} self`, del: true });
@@ -208,10 +210,12 @@ export class VxlanBackend implements Backend {
   private extMtu = 0;
   private lease: Lease | undefined;
   private peers: VxlanPeers | undefined;
-  /** Subnets whose "ignored" warning was logged, with the reason, so resyncs do not repeat it. */
-  private readonly ignored = new Map<string, string>();
+  /** "Ignoring subnet …" warnings, one per subnet and reason, so resyncs do not repeat them. */
+  private readonly ignored: LogOnce;
 
-  constructor(private readonly ctx: BackendContext) {}
+  constructor(private readonly ctx: BackendContext) {
+    this.ignored = new LogOnce(ctx.log);
+  }
 
   /** MTU pods use: the underlay MTU (Backend.MTU or the interface's) minus flannel's 50 bytes. */
   get mtu(): number {
@@ -239,21 +243,21 @@ export class VxlanBackend implements Backend {
     this.extMtu = o.mtu ?? ext.mtu;
     log.info(`VXLAN config: VNI=${o.vni} Port=${o.port} GBP=${o.gbp} Learning=${o.learning} DirectRouting=${o.directRouting}`);
     const want = { vni: o.vni, local: ext.publicIp, dev: ext.name, port: o.port, gbp: o.gbp, learning: o.learning };
-    let link = showLink(this.dev);
+    let link = await showLink(this.dev);
     if (link) {
       const why = vxlanIncompatibility(link, want);
       if (why === '') {
         log.info(`Reusing the existing ${this.dev} (MAC ${link.address})`);
       } else {
         log.warn(`"${this.dev}" already exists with incompatible configuration: ${why}; recreating device`);
-        run(['ip', 'link', 'del', this.dev]);
+        await exec(['ip', 'link', 'del', this.dev]);
         link = undefined;
       }
     }
-    if (!link) link = this.createDevice();
+    if (!link) link = await this.createDevice();
     try {
       // flannel: no router advertisements on the tunnel device.
-      fs.writeFileSync(`/proc/sys/net/ipv6/conf/${this.dev}/accept_ra`, '0');
+      await writeFile(`/proc/sys/net/ipv6/conf/${this.dev}/accept_ra`, '0');
     } catch {
       /* IPv6 disabled */
     }
@@ -262,27 +266,27 @@ export class VxlanBackend implements Backend {
   }
 
   /** `ip link add flannel.<VNI> … type vxlan …` from the options; `mac` keeps an earlier device's address. */
-  private createDevice(mac?: string): LinkInfo {
+  private async createDevice(mac?: string): Promise<LinkInfo> {
     const { ext, log } = this.ctx;
     const o = this.opts!;
     const argv = ['ip', 'link', 'add', this.dev, ...(mac ? ['address', mac] : []), 'mtu', String(this.mtu), 'type', 'vxlan', 'id', String(o.vni), 'local', ext.publicIp, 'dev', ext.name, 'dstport', String(o.port), o.learning ? 'learning' : 'nolearning'];
     if (o.gbp) argv.push('gbp');
     try {
-      run(argv);
+      await exec(argv);
     } catch (e) {
-      throw Object.assign(new Error(`failed to create vxlan device ${this.dev}: ${(e as Error).message}`), { code: 'FLANNEL_ERR_BACKEND' });
+      throw new FlannelError('FLANNEL_ERR_BACKEND', `failed to create vxlan device ${this.dev}: ${(e as Error).message}`, { cause: e });
     }
-    const link = showLink(this.dev);
-    if (!link) throw Object.assign(new Error(`created ${this.dev} but cannot read it back`), { code: 'FLANNEL_ERR_BACKEND' });
+    const link = await showLink(this.dev);
+    if (!link) throw new FlannelError('FLANNEL_ERR_BACKEND', `created ${this.dev} but cannot read it back`);
     log.info(`Created ${this.dev} (VNI ${o.vni}, local ${ext.publicIp}, dev ${ext.name}, dstport ${o.port}, MAC ${link.address})`);
     return link;
   }
 
   /** The device was deleted under us: the same device again (same MAC, so the lease stays true), addressed and up. */
-  private recreateDevice(): void {
-    this.createDevice(this.mac);
-    this.address(this.lease!);
-    run(['ip', 'link', 'set', this.dev, 'up']);
+  private async recreateDevice(): Promise<void> {
+    await this.createDevice(this.mac);
+    await this.address(this.lease!);
+    await exec(['ip', 'link', 'set', this.dev, 'up']);
   }
 
   /** vxlan nodes only (flannel's vxlan ignores leases of other types), and only with a usable VtepMAC. */
@@ -294,33 +298,30 @@ export class VxlanBackend implements Backend {
       reason = `ignoring vxlan subnet ${key}: its BackendData has no valid VtepMAC (${JSON.stringify(lease.backendData ?? null)})`;
     }
     if (reason === '') {
-      this.ignored.delete(key);
+      this.ignored.reset(key);
       return true;
     }
-    if (this.ignored.get(key) !== reason) {
-      this.ignored.set(key, reason);
-      this.ctx.log.warn(reason);
-    }
+    this.ignored.log(key, 'warn', reason);
     return false;
   }
 
   async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     this.lease = lease;
-    this.address(lease);
+    await this.address(lease);
     const mtu = this.mtu;
-    run(['ip', 'link', 'set', this.dev, 'mtu', String(mtu), 'up']);
+    await exec(['ip', 'link', 'set', this.dev, 'mtu', String(mtu), 'up']);
     // flannel's Configure: the MAC must still be the one the lease publishes.
-    const now = showLink(this.dev);
+    const now = await showLink(this.dev);
     if (now && now.address !== this.mac) {
-      throw Object.assign(new Error(`${this.dev}'s mac address wanted: ${this.mac}, but got: ${now.address}`), { code: 'FLANNEL_ERR_BACKEND' });
+      throw new FlannelError('FLANNEL_ERR_BACKEND', `${this.dev}'s mac address wanted: ${this.mac}, but got: ${now.address}`);
     }
     this.peers = new VxlanPeers(
       this.dev,
       this.opts!.directRouting,
       config.network,
       () => this.lease?.subnet,
-      () => {
-        this.recreateDevice();
+      async () => {
+        await this.recreateDevice();
         return table.peers();
       },
       this.ctx,
@@ -336,7 +337,7 @@ export class VxlanBackend implements Backend {
 
   async relocate(lease: Lease): Promise<void> {
     this.lease = lease;
-    this.address(lease);
+    await this.address(lease);
   }
 
   /** Stops programming; flannel.<VNI> and its entries stay, as flannel leaves them. */
@@ -345,15 +346,15 @@ export class VxlanBackend implements Backend {
   }
 
   /** The subnet's network address as /32, and no other IPv4 address (flannel's EnsureV4AddressOnLink). */
-  private address(lease: Lease): void {
+  private async address(lease: Lease): Promise<void> {
     const want = `${formatIp4(lease.subnet.ip)}/32`;
-    const addrs = JSON.parse(run(['ip', '-j', '-4', 'addr', 'show', 'dev', this.dev])) as { addr_info?: { local: string; prefixlen: number }[] }[];
+    const addrs = JSON.parse(await exec(['ip', '-j', '-4', 'addr', 'show', 'dev', this.dev])) as { addr_info?: { local: string; prefixlen: number }[] }[];
     const lines: string[] = [];
     for (const a of addrs[0]?.addr_info ?? []) {
       const have = `${a.local}/${a.prefixlen}`;
       if (have !== want) lines.push(`addr del ${have} dev ${this.dev}`);
     }
     lines.push(`addr replace ${want} dev ${this.dev}`);
-    run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+    await ipBatch(lines);
   }
 }
