@@ -10,7 +10,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Pump } from '../src/encap/pump';
 import type { TunPort, UdpPort } from '../src/encap/ports';
-import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, PacketBatch, READ_INFO_DRAINED } from '../src/tun/batch';
+import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, type PacketBatch, READ_INFO_DRAINED } from '../src/tun/batch';
 import { PACKETS, hotPathFixture } from './hot-path-fixture';
 
 /**

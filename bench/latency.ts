@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host } from '../src/lab/host';
-import { BackendName, startBackendCluster } from '../src/lab/topology';
+import { type BackendName, startBackendCluster } from '../src/lab/topology';
 import { cpuSeconds, ping, quantile } from '../src/bench/measure';
 import { sleep } from '../src/util/sleep';
 
@@ -30,7 +30,15 @@ const extra = arg('variants', '')
   .filter(Boolean)
   .map((spec) => {
     const [name, envs] = spec.split(':');
-    return { name, env: Object.fromEntries((envs ?? '').split(',').filter(Boolean).map((kv) => kv.split('='))) as Record<string, string> };
+    return {
+      name,
+      env: Object.fromEntries(
+        (envs ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split('=')),
+      ) as Record<string, string>,
+    };
   });
 
 /** Minor page faults of a process so far (/proc/<pid>/stat field 10). */
@@ -109,7 +117,10 @@ async function main(): Promise<void> {
   console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  (ms; medians of rounds)');
   for (const v of variants) {
     const rs = rows.filter((x) => x.variant === v.name);
-    const f = (k: keyof Row, digits = 3) => med(rs.map((x) => x[k] as number)).toFixed(digits).padStart(10);
+    const f = (k: keyof Row, digits = 3) =>
+      med(rs.map((x) => x[k] as number))
+        .toFixed(digits)
+        .padStart(10);
     console.log(`${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}`);
   }
 }

@@ -66,7 +66,11 @@ async function main(): Promise<void> {
     }
   } finally {
     // Leave no fake behind, whatever happened.
-    await client.delete().prefix(`${a.prefix}/subnets/`).exec().catch(() => undefined);
+    await client
+      .delete()
+      .prefix(`${a.prefix}/subnets/`)
+      .exec()
+      .catch(() => undefined);
     client.close();
   }
   console.log(JSON.stringify({ loops, changes }));

@@ -80,20 +80,48 @@ export class Counters {
     if (peer.byteLength >= this.peer.byteLength) this.peer = new Float64Array(peer);
   }
 
-  get txPackets(): number { return this.s[TX_PACKETS]; } // packets sent to peers
-  set txPackets(v: number) { this.s[TX_PACKETS] = v; }
-  get txBytes(): number { return this.s[TX_BYTES]; }
-  set txBytes(v: number) { this.s[TX_BYTES] = v; }
-  get rxPackets(): number { return this.s[RX_PACKETS]; } // packets written into flannel0
-  set rxPackets(v: number) { this.s[RX_PACKETS] = v; }
-  get rxBytes(): number { return this.s[RX_BYTES]; }
-  set rxBytes(v: number) { this.s[RX_BYTES] = v; }
-  get icmpSent(): number { return this.s[ICMP_SENT]; } // ICMP errors written back into flannel0
-  set icmpSent(v: number) { this.s[ICMP_SENT] = v; }
-  get icmpSuppressed(): number { return this.s[ICMP_SUPPRESSED]; } // ICMP errors the rate limit held back
-  set icmpSuppressed(v: number) { this.s[ICMP_SUPPRESSED] = v; }
-  get batches(): number { return this.s[BATCHES]; }
-  set batches(v: number) { this.s[BATCHES] = v; }
+  get txPackets(): number {
+    return this.s[TX_PACKETS];
+  } // packets sent to peers
+  set txPackets(v: number) {
+    this.s[TX_PACKETS] = v;
+  }
+  get txBytes(): number {
+    return this.s[TX_BYTES];
+  }
+  set txBytes(v: number) {
+    this.s[TX_BYTES] = v;
+  }
+  get rxPackets(): number {
+    return this.s[RX_PACKETS];
+  } // packets written into flannel0
+  set rxPackets(v: number) {
+    this.s[RX_PACKETS] = v;
+  }
+  get rxBytes(): number {
+    return this.s[RX_BYTES];
+  }
+  set rxBytes(v: number) {
+    this.s[RX_BYTES] = v;
+  }
+  get icmpSent(): number {
+    return this.s[ICMP_SENT];
+  } // ICMP errors written back into flannel0
+  set icmpSent(v: number) {
+    this.s[ICMP_SENT] = v;
+  }
+  get icmpSuppressed(): number {
+    return this.s[ICMP_SUPPRESSED];
+  } // ICMP errors the rate limit held back
+  set icmpSuppressed(v: number) {
+    this.s[ICMP_SUPPRESSED] = v;
+  }
+  get batches(): number {
+    return this.s[BATCHES];
+  }
+  set batches(v: number) {
+    this.s[BATCHES] = v;
+  }
 
   /** The first of the peer's four words; grows the buffer when needed (writer side). */
   peerSlot(index: number): number {

@@ -20,14 +20,14 @@
 // Anything thrown here ends the thread with an 'error' event on the main
 // thread, which logs it and exits non-zero (src/encap/data-plane.ts).
 
-import { MessagePort, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { LeaseTable, TableChange } from '../routes/lease-table';
+import { type MessagePort, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { LeaseTable, type TableChange } from '../routes/lease-table';
 import { native, WAKE_BIT } from '../tun/native';
 import { TunDevice } from '../tun/tun-device';
 import { UdpSocket } from '../tun/udp-socket';
-import { Counters, SharedCounters } from './counters';
-import { Pump, PumpOptions } from './pump';
-import { TraceEvent, TraceFilter, Tracer } from './trace';
+import { Counters, type SharedCounters } from './counters';
+import { Pump, type PumpOptions } from './pump';
+import { type TraceEvent, type TraceFilter, Tracer } from './trace';
 
 export interface DataPlaneThreadData {
   dataPlaneThread: true;
@@ -59,17 +59,9 @@ export interface DataPlaneThreadData {
   nice?: number;
 }
 
-export type ControlMessage =
-  | { type: 'table'; change: TableChange }
-  | { type: 'trace'; filter: TraceFilter; sample: number; max: number }
-  | { type: 'untrace' }
-  | { type: 'stop' };
+export type ControlMessage = { type: 'table'; change: TableChange } | { type: 'trace'; filter: TraceFilter; sample: number; max: number } | { type: 'untrace' } | { type: 'stop' };
 
-export type ThreadMessage =
-  | { type: 'forwarding' }
-  | { type: 'peer-grown'; peer: SharedArrayBuffer }
-  | { type: 'trace'; event: TraceEvent }
-  | { type: 'stopped' };
+export type ThreadMessage = { type: 'forwarding' } | { type: 'peer-grown'; peer: SharedArrayBuffer } | { type: 'trace'; event: TraceEvent } | { type: 'stopped' };
 
 /** Tun fd bit and UDP fd bit in dpWait's result (their order in dpWaitOpen). */
 export const TUN_BIT = 1;

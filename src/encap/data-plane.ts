@@ -14,13 +14,13 @@
 
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { LeaseTable } from '../routes/lease-table';
+import type { LeaseTable } from '../routes/lease-table';
 import { native } from '../tun/native';
-import { TunDevice } from '../tun/tun-device';
-import { UdpSocket } from '../tun/udp-socket';
+import type { TunDevice } from '../tun/tun-device';
+import type { UdpSocket } from '../tun/udp-socket';
 import { Counters } from './counters';
 import type { ControlMessage, DataPlaneThreadData, ThreadMessage } from './data-plane-thread';
-import { Pump, PumpOptions } from './pump';
+import { Pump, type PumpOptions } from './pump';
 import type { Tracer } from './trace';
 
 export interface DataPlaneOptions extends PumpOptions {

@@ -3,9 +3,9 @@
 // subnet (not its broadcast address). Everything else is dropped and counted: the
 // overlay must not become a way into pods.
 
-import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, DESC_WORDS } from '../tun/batch';
-import { Counters, DropReason } from './counters';
+import type { LeaseTable } from '../routes/lease-table';
+import { type PacketBatch, D_ADDR, D_LEN, D_OFF, DESC_WORDS } from '../tun/batch';
+import { type Counters, DropReason } from './counters';
 import * as ip from './ipv4';
 
 export class Decapsulator {
@@ -88,7 +88,7 @@ export class Decapsulator {
       const dst = ip.dst(d, off);
       // The network address stays admissible: it is flannel0's own /32, the
       // source the kernel picks when this host itself talks to remote pods.
-      if (((dst & mask) >>> 0) !== net || dst === bcast) {
+      if ((dst & mask) >>> 0 !== net || dst === bcast) {
         drops[DropReason.not_for_this_host]++;
         v[i] = DropReason.not_for_this_host;
         desc[k + D_LEN] = 0;

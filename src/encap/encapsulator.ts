@@ -2,10 +2,10 @@
 // The packet itself becomes the UDP payload unchanged but for TTL and header
 // checksum (flannel's wire format: nothing added).
 
-import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../tun/batch';
-import { Counters, DropReason } from './counters';
-import { IcmpResponder } from './icmp';
+import type { LeaseTable } from '../routes/lease-table';
+import { type PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../tun/batch';
+import { type Counters, DropReason } from './counters';
+import type { IcmpResponder } from './icmp';
 import * as ip from './ipv4';
 
 export class Encapsulator {
@@ -81,7 +81,7 @@ export class Encapsulator {
         desc[k + D_LEN] = 0;
         continue;
       }
-      if (((dst & localMask) >>> 0) === localNet) {
+      if ((dst & localMask) >>> 0 === localNet) {
         // Our own subnet lives behind cni0, not the overlay: sending it would loop.
         drops[DropReason.local_destination]++;
         v[i] = DropReason.local_destination;

@@ -8,7 +8,7 @@
 // split by the addon into MTU-sized packets; the Encapsulator routes each
 // super-packet once.
 
-import { LeaseTable } from '../routes/lease-table';
+import type { LeaseTable } from '../routes/lease-table';
 import { GRO_MAX_SEGMENTS, MAX_PACKET, PacketBatch, READ_INFO_DRAINED, TSO_MIN_SLOT, D_LEN, DESC_WORDS, MAX_BATCH } from '../tun/batch';
 import { Counters, DropReason } from './counters';
 import { Decapsulator } from './decapsulator';

@@ -11,7 +11,7 @@
 // (address >>> (32 - prefixLen), SubnetLen <= 30) in one Map per length, and
 // public IPs by address >>> 2 with a short list to tell the four apart.
 
-import { Ip4, Ip4Net, formatIp4 } from './ip4';
+import { type Ip4, Ip4Net, formatIp4 } from './ip4';
 
 /** One host's lease as the control plane sees it (flannel's etcd value, parsed). */
 export interface Lease {

@@ -172,10 +172,7 @@ export interface FlannelTunNative {
 export type PollHandle = { readonly __pollHandle: unique symbol };
 
 // dist/src/tun/native.js -> <root>/build; src/tun/native.ts (ts-node) -> <root>/build.
-const CANDIDATES = [
-  path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flannel_tun.node'),
-  path.resolve(__dirname, '..', '..', 'build', 'Release', 'flannel_tun.node'),
-];
+const CANDIDATES = [path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flannel_tun.node'), path.resolve(__dirname, '..', '..', 'build', 'Release', 'flannel_tun.node')];
 
 let loaded: FlannelTunNative | undefined;
 
@@ -184,10 +181,7 @@ export function native(): FlannelTunNative {
   if (loaded) return loaded;
   const file = CANDIDATES.find((f) => fs.existsSync(f));
   if (!file) {
-    throw new Error(
-      `flannel-ts native addon not built (looked for ${CANDIDATES[0]}): ` +
-        'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild',
-    );
+    throw new Error(`flannel-ts native addon not built (looked for ${CANDIDATES[0]}): ` + 'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild');
   }
   let mod: FlannelTunNative;
   try {

@@ -7,7 +7,7 @@
 // D_LEN > 0 and set a refused row's D_LEN to 0.
 
 import type { TunPort, UdpPort } from '../../src/encap/ports';
-import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, PacketBatch, READ_INFO_DRAINED } from '../../src/tun/batch';
+import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, type PacketBatch, READ_INFO_DRAINED } from '../../src/tun/batch';
 
 export interface Datagram {
   bytes: Buffer;

@@ -41,7 +41,10 @@ test('pump: one wake-up reads at most `budget` batches; the rest waits for the n
   assert.equal(udp.sent.length, 20);
   assert.equal(tun.inbound.length, 0);
   // Packets leave in the order they were read, to the owning peer's port 8285.
-  assert.deepEqual(udp.sent.map((d) => d.bytes.readUInt16BE(22)), Array.from({ length: 20 }, (_, i) => 1000 + i));
+  assert.deepEqual(
+    udp.sent.map((d) => d.bytes.readUInt16BE(22)),
+    Array.from({ length: 20 }, (_, i) => 1000 + i),
+  );
   assert.ok(udp.sent.every((d) => d.addr === PEER_B && d.port === 8285));
 });
 

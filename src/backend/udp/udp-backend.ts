@@ -2,16 +2,16 @@
 // 8285, with flannel-ts's batched data plane between them. Every datagram
 // carries exactly one IPv4 packet (flannel's wire format).
 
-import { Counters } from '../../encap/counters';
+import type { Counters } from '../../encap/counters';
 import type { Tracer } from '../../encap/trace';
 import { DataPlane } from '../../encap/data-plane';
-import { Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
-import { NetworkConfig } from '../../subnet/config';
+import { type Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
+import type { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
+import type { NetworkConfig } from '../../subnet/config';
 import { configureTun } from '../../tun/configure';
 import { TunDevice } from '../../tun/tun-device';
 import { UdpSocket } from '../../tun/udp-socket';
-import { Backend, BackendContext } from '../backend';
+import type { Backend, BackendContext } from '../backend';
 import { FlannelError } from '../../util/errors';
 
 /** flannel's udp encapsulation overhead: outer IPv4 (20) + UDP (8) headers. */
