@@ -3,7 +3,8 @@
 // and their idle CPU, for this checkout's flanneld and optionally another
 // build's (--base DIR, a checkout of main with `npm ci` done), alternated in
 // the same run, kernel vxlan beside them as the reference.
-//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--base /tmp/dp-base]
+//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base]
+// --tcp4 adds a 4-stream iperf3 run per round (throughput and the daemons' CPU per GB).
 // Environment for this checkout's daemons passes through (FLANNEL_TS_DP_SPIN_US, FLANNEL_TS_DP_NICE).
 
 import * as fs from 'node:fs';
@@ -12,7 +13,7 @@ import { Lab } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host } from '../src/lab/host';
 import { type BackendName, startBackendCluster } from '../src/lab/topology';
-import { cpuSeconds, ping, quantile } from '../src/bench/measure';
+import { cpuSeconds, ping, quantile, tcp } from '../src/bench/measure';
 import { sleep } from '../src/util/sleep';
 
 const arg = (k: string, d: string) => {
@@ -24,6 +25,7 @@ const dense = Number(arg('dense', '1000'));
 const sparse = Number(arg('sparse', '20'));
 const idleS = Number(arg('idle', '10'));
 const base = arg('base', '');
+const tcp4S = Number(arg('tcp4', '0'));
 // Extra variants of this checkout: "name:ENV=V,ENV2=V;name2:ENV=V".
 const extra = arg('variants', '')
   .split(';')
@@ -57,6 +59,8 @@ interface Row {
   sparseP50: number;
   faultsPerPing: number;
   idleCpuPct: number;
+  tcp4Gbps: number;
+  daemonCpuPerGB: number;
 }
 
 async function measure(variant: string, backend: BackendName, round: number): Promise<Row> {
@@ -78,6 +82,17 @@ async function measure(variant: string, backend: BackendName, round: number): Pr
     const f0 = pids.reduce((s, p) => s + minorFaults(p), 0);
     const sp = await ping(a, b, sparse, 1);
     const faults = pids.reduce((s, p) => s + minorFaults(p), 0) - f0;
+    let tcp4Gbps = NaN;
+    let daemonCpuPerGB = NaN;
+    if (tcp4S > 0) {
+      const server = lab.spawnIn(b.ns, ['iperf3', '-s', '-B', b.ip], `${lab.dir}/iperf3.log`);
+      await sleep(300);
+      const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+      const t = await tcp(a, b, tcp4S, 4);
+      tcp4Gbps = t.bps / 1e9;
+      daemonCpuPerGB = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / (t.bytes / 1e9);
+      server.kill();
+    }
     return {
       variant,
       round,
@@ -88,6 +103,8 @@ async function measure(variant: string, backend: BackendName, round: number): Pr
       sparseP50: quantile(sp.rttsMs, 0.5),
       faultsPerPing: faults / sparse,
       idleCpuPct: idle * 100,
+      tcp4Gbps,
+      daemonCpuPerGB,
     };
   } finally {
     await lab.destroy();
@@ -114,14 +131,16 @@ async function main(): Promise<void> {
     }
   }
   const med = (xs: number[]) => quantile(xs, 0.5);
-  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  (ms; medians of rounds)');
+  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  (ms; medians of rounds)');
   for (const v of variants) {
     const rs = rows.filter((x) => x.variant === v.name);
     const f = (k: keyof Row, digits = 3) =>
       med(rs.map((x) => x[k] as number))
         .toFixed(digits)
         .padStart(10);
-    console.log(`${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}`);
+    console.log(
+      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}`,
+    );
   }
 }
 

@@ -15,7 +15,7 @@
 //   { type: 'table', change } | { type: 'trace', filter, sample, max } |
 //   { type: 'untrace' } | { type: 'stop' }
 // thread -> main (parentPort):
-//   { type: 'forwarding' } | { type: 'peer-grown', peer } | { type: 'trace', event } | { type: 'stopped' }
+//   { type: 'forwarding', niceRefused? } | { type: 'peer-grown', peer } | { type: 'trace', event } | { type: 'stopped' }
 //
 // Anything thrown here ends the thread with an 'error' event on the main
 // thread, which logs it and exits non-zero (src/encap/data-plane.ts).
@@ -61,7 +61,7 @@ export interface DataPlaneThreadData {
 
 export type ControlMessage = { type: 'table'; change: TableChange } | { type: 'trace'; filter: TraceFilter; sample: number; max: number } | { type: 'untrace' } | { type: 'stop' };
 
-export type ThreadMessage = { type: 'forwarding' } | { type: 'peer-grown'; peer: SharedArrayBuffer } | { type: 'trace'; event: TraceEvent } | { type: 'stopped' };
+export type ThreadMessage = { type: 'forwarding'; niceRefused?: string } | { type: 'peer-grown'; peer: SharedArrayBuffer } | { type: 'trace'; event: TraceEvent } | { type: 'stopped' };
 
 /** Tun fd bit and UDP fd bit in dpWait's result (their order in dpWaitOpen). */
 export const TUN_BIT = 1;
@@ -74,7 +74,15 @@ function run(d: DataPlaneThreadData): void {
   const post = (m: ThreadMessage) => out.postMessage(m);
   const n = native();
   n.threadName('flanneld-dp'); // as ps -L / top -H / perf show it
-  if (d.nice !== undefined) n.threadNice(d.nice);
+  let niceRefused: string | undefined;
+  if (d.nice !== undefined) {
+    try {
+      n.threadNice(d.nice);
+    } catch (e) {
+      // Without CAP_SYS_NICE the thread keeps the process's priority: slower to wake under load, not broken.
+      niceRefused = (e as Error).message;
+    }
+  }
   const table = new LeaseTable(d.port);
   table.applyChange(d.table);
   const counters = new Counters(d.counters);
@@ -116,7 +124,7 @@ function run(d: DataPlaneThreadData): void {
   };
 
   control(); // changes made while the thread started
-  post({ type: 'forwarding' });
+  post({ type: 'forwarding', niceRefused });
   for (;;) {
     const ready = n.dpWait(d.epfd, d.wakeFd, d.warmMs > 0 ? d.warmMs : PUBLISH_MS, d.spinUs, stats);
     if (ready === 0 && d.warmMs > 0) pump.warm(); // idle for warmMs: keep the path resident

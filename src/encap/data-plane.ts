@@ -34,6 +34,8 @@ export interface DataPlaneOptions extends PumpOptions {
   warmMs?: number;
   /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
   timing?: boolean;
+  /** Something worth a log line that does not stop forwarding (e.g. the nice value was refused). */
+  onWarning?: (msg: string) => void;
   /** Called if the thread dies on its own after start. */
   onDeath?: (err: Error) => void;
 }
@@ -127,6 +129,7 @@ export class DataPlane {
     this.exited = new Promise<void>((res) => worker.once('exit', () => res()));
     worker.on('message', (m: ThreadMessage) => {
       if (m.type === 'forwarding') {
+        if (m.niceRefused) this.opts.onWarning?.(`the data-plane thread keeps the process's nice value (${m.niceRefused})`);
         this.forwardingNow = true;
         resolve();
       } else if (m.type === 'peer-grown') {

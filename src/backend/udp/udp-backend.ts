@@ -74,6 +74,7 @@ export class UdpBackend implements Backend {
       tso: tun.offloads.tso,
       local: { ip: parseIp4(ext.ifaceAddr), port: config.port },
       ...tuning,
+      onWarning: (msg) => log.warn(msg),
       onDeath: (err) => {
         // Nothing would forward any more: flanneld exits (and is restarted by systemd) rather than black-holing.
         const e = new FlannelError('FLANNEL_ERR_DATA_PLANE', `the data-plane thread died: ${err.message}; flanneld exits so that it is restarted`, { cause: err });
@@ -184,6 +185,6 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; 
 /** µs the data-plane thread polls before it sleeps (measured: README). */
 const DEFAULT_SPIN_US = 0;
 /** ms between warm-up rehearsals of an idle data-plane thread (0 = none; measured: README). */
-const DEFAULT_WARM_MS = 0;
+const DEFAULT_WARM_MS = 20;
 /** The data-plane thread's nice value (undefined: the process's). */
-const DEFAULT_NICE: number | undefined = undefined;
+const DEFAULT_NICE: number | undefined = -10;
