@@ -34,6 +34,8 @@ export interface DataPlaneOptions extends PumpOptions {
   warmMs?: number;
   /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
   timing?: boolean;
+  /** Tests only: the thread fails this many ms after it forwards (see data-plane-thread.ts). */
+  testDieAfterMs?: number;
   /** Something worth a log line that does not stop forwarding (e.g. the nice value was refused). */
   onWarning?: (msg: string) => void;
   /** Called if the thread dies on its own after start. */
@@ -114,6 +116,7 @@ export class DataPlane {
       timing: this.timing?.buffer as SharedArrayBuffer | undefined,
       spinUs: this.opts.spinUs ?? 0,
       warmMs: this.opts.warmMs ?? 0,
+      testDieAfterMs: this.opts.testDieAfterMs,
       nice: this.opts.nice,
     };
     // Every later change of the control plane's table follows as a message,

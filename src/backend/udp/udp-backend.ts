@@ -164,7 +164,7 @@ export class UdpBackend implements Backend {
  * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE,
  * FLANNEL_TS_DP_WARM_MS (idle warm-up period, 0 = off), FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
  */
-function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; warmMs?: number } {
+function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; warmMs?: number; testDieAfterMs?: number } {
   const num = (name: string, min: number, max: number): number | undefined => {
     const v = process.env[name];
     if (v === undefined || v === '') return undefined;
@@ -179,6 +179,7 @@ function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; 
     nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
     timing: num('FLANNEL_TS_DP_TIMING', 0, 1) === 1,
     warmMs: num('FLANNEL_TS_DP_WARM_MS', 0, 60000) ?? DEFAULT_WARM_MS,
+    testDieAfterMs: num('FLANNEL_TS_TEST_DP_DIE_MS', 0, 3_600_000),
   };
 }
 
