@@ -188,4 +188,4 @@ const DEFAULT_SPIN_US = 0;
 /** ms between warm-up rehearsals of an idle data-plane thread (0 = none; measured: README). */
 const DEFAULT_WARM_MS = 20;
 /** The data-plane thread's nice value (undefined: the process's). */
-const DEFAULT_NICE: number | undefined = -10;
+const DEFAULT_NICE: number | undefined = undefined;
