@@ -53,7 +53,11 @@ export interface DataPlaneThreadData {
   offloadState: [number, number];
   /** Stage timing (Pump.timing), when FLANNEL_TS_DP_TIMING=1. */
   timing?: SharedArrayBuffer;
-  /** An idle thread wakes every warmMs to poll and rehearse (Pump.warm); 0 = never. */
+  /**
+   * A thread that forwarded within the last WARM_WINDOW_MS but has nothing
+   * to do wakes every warmMs to poll and rehearse (Pump.warm); 0 = never. A
+   * daemon with no traffic at all stops rehearsing: idle means idle.
+   */
   warmMs: number;
   /**
    * Tests only (FLANNEL_TS_TEST_DP_DIE_MS): the thread throws this many ms
@@ -74,6 +78,8 @@ export const TUN_BIT = 1;
 export const UDP_BIT = 2;
 /** How often (ms) the thread republishes its offload flags; also its longest sleep. */
 const PUBLISH_MS = 1000;
+/** How long after the last packet the warm-up goes on (sparse traffic keeps it going). */
+const WARM_WINDOW_MS = 60_000;
 
 function run(d: DataPlaneThreadData): void {
   const out = parentPort!;
@@ -115,6 +121,7 @@ function run(d: DataPlaneThreadData): void {
   };
   publishOffloads();
   let published = stats[3];
+  let lastTraffic = -Infinity; // no warm-up before the first packet
 
   /** Applies every queued control message; false once told to stop. */
   const control = (): boolean => {
@@ -135,8 +142,10 @@ function run(d: DataPlaneThreadData): void {
   const dieAt = d.testDieAfterMs === undefined ? undefined : clock[0] + d.testDieAfterMs * 1e6;
   post({ type: 'forwarding', niceRefused });
   for (;;) {
-    const ready = n.dpWait(d.epfd, d.wakeFd, d.warmMs > 0 ? d.warmMs : PUBLISH_MS, d.spinUs, stats);
-    if (ready === 0 && d.warmMs > 0) pump.warm(); // idle for warmMs: keep the path resident
+    const warming = d.warmMs > 0 && stats[3] - lastTraffic < WARM_WINDOW_MS * 1e6;
+    const ready = n.dpWait(d.epfd, d.wakeFd, warming ? d.warmMs : PUBLISH_MS, d.spinUs, stats);
+    if ((ready & (TUN_BIT | UDP_BIT)) !== 0) lastTraffic = stats[3];
+    else if (ready === 0 && warming) pump.warm(); // idle for warmMs between packets: keep the path resident
     if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
     if (dieAt !== undefined && stats[3] >= dieAt) throw new Error(`test hook FLANNEL_TS_TEST_DP_DIE_MS=${d.testDieAfterMs}: the data-plane thread fails on purpose`);
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
