@@ -30,7 +30,6 @@ import { Pump, type PumpOptions } from './pump';
 import { type TraceEvent, type TraceFilter, Tracer } from './trace';
 
 export interface DataPlaneThreadData {
-  dataPlaneThread: true;
   tunFd: number;
   tunName: string;
   udpFd: number;
@@ -165,4 +164,9 @@ function run(d: DataPlaneThreadData): void {
   post({ type: 'stopped' });
 }
 
-if (!isMainThread && (workerData as { dataPlaneThread?: boolean } | undefined)?.dataPlaneThread) run(workerData as DataPlaneThreadData);
+// The thread may be started before flannel0 exists (DataPlane.spawnThread,
+// so that its boot overlaps the device setup): it waits for one 'start'
+// message carrying its data, then never returns to its event loop.
+if (!isMainThread && (workerData as { dataPlaneThread?: boolean } | undefined)?.dataPlaneThread) {
+  parentPort!.once('message', (m: { type: 'start'; data: DataPlaneThreadData }) => run(m.data));
+}

@@ -42,6 +42,13 @@ export interface DataPlaneOptions extends PumpOptions {
   onDeath?: (err: Error) => void;
 }
 
+/** A data-plane thread started ahead of its DataPlane (DataPlane.spawnThread). */
+export interface SpareThread {
+  readonly worker: Worker;
+  exited: boolean;
+  dispose(): void;
+}
+
 /** How long stop() waits for the thread to leave its loop before terminating it. */
 const STOP_GRACE_MS = 2000;
 
@@ -66,11 +73,33 @@ export class DataPlane {
   private exited: Promise<void> | undefined;
   private startThread!: () => void;
 
+  /**
+   * Starts a data-plane thread that boots (a V8 isolate, its modules) and
+   * then waits for its data: spawn it early, pass it to the constructor, and
+   * the boot overlaps setting up flannel0 and the socket (a quick restart
+   * forwards sooner). Unreferenced until used; `dispose` ends an unused one.
+   */
+  static spawnThread(): SpareThread {
+    const worker = new Worker(path.join(__dirname, 'data-plane-thread.js'), {
+      workerData: { dataPlaneThread: true },
+      // The thread's own heap stays small: it allocates nothing per packet.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
+    worker.unref();
+    const spare: SpareThread = { worker, exited: false, dispose: () => void worker.terminate() };
+    worker.once('exit', () => {
+      spare.exited = true;
+    });
+    worker.on('error', () => undefined); // a spare that fails to boot is replaced at start
+    return spare;
+  }
+
   constructor(
     private readonly tun: TunDevice,
     private readonly udp: UdpSocket,
     private readonly table: LeaseTable,
     private readonly opts: DataPlaneOptions = {},
+    private spare?: SpareThread,
   ) {
     this.batchSizes = new Float64Array(new SharedArrayBuffer(Pump.histogramLength(opts) * 8));
     this.timing = opts.timing ? new Float64Array(new SharedArrayBuffer(12 * 8)) : undefined;
@@ -97,7 +126,6 @@ export class DataPlane {
     const control = new MessageChannel();
     this.control = control;
     const data: DataPlaneThreadData = {
-      dataPlaneThread: true,
       tunFd: this.tun.fd,
       tunName: this.tun.name,
       udpFd: this.udp.fd,
@@ -122,12 +150,11 @@ export class DataPlane {
     // Every later change of the control plane's table follows as a message,
     // with a wake-up so that it applies before the next batch.
     this.unsubscribe = this.table.onChange((change) => this.send({ type: 'table', change }));
-    const worker = new Worker(path.join(__dirname, 'data-plane-thread.js'), {
-      workerData: data,
-      transferList: [control.port2],
-      // The thread's own heap stays small: it allocates nothing per packet.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
-    });
+    const spare = this.spare;
+    this.spare = undefined;
+    const worker = spare && !spare.exited ? spare.worker : DataPlane.spawnThread().worker;
+    worker.ref();
+    worker.postMessage({ type: 'start', data }, [control.port2]);
     this.worker = worker;
     this.exited = new Promise<void>((res) => worker.once('exit', () => res()));
     worker.on('message', (m: ThreadMessage) => {
@@ -170,6 +197,7 @@ export class DataPlane {
     this.stopping = true;
     this.forwardingNow = false;
     this.unsubscribe?.();
+    this.spare?.dispose();
     const worker = this.worker;
     if (worker) {
       this.send({ type: 'stop' });

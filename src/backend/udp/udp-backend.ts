@@ -4,7 +4,7 @@
 
 import type { Counters } from '../../encap/counters';
 import type { Tracer } from '../../encap/trace';
-import { DataPlane } from '../../encap/data-plane';
+import { DataPlane, type SpareThread } from '../../encap/data-plane';
 import { type Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
 import type { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
 import type { NetworkConfig } from '../../subnet/config';
@@ -34,6 +34,9 @@ export class UdpBackend implements Backend {
   private tun: TunDevice | undefined;
   private udp: UdpSocket | undefined;
 
+  /** The data-plane thread, booting from prepare() on so that start() finds it ready (see DataPlane.spawnThread). */
+  private spare: SpareThread | undefined;
+
   constructor(private readonly ctx: BackendContext) {}
 
   get mtu(): number {
@@ -41,6 +44,7 @@ export class UdpBackend implements Backend {
   }
 
   async prepare(): Promise<unknown> {
+    this.spare ??= DataPlane.spawnThread();
     return undefined;
   }
 
@@ -70,18 +74,26 @@ export class UdpBackend implements Backend {
     this.udp = udp;
     // The forwarding loop runs on a thread of its own (src/encap/data-plane-thread.ts),
     // woken by the kernel; start resolves once it forwards, so readiness waits for it.
-    const dp = new DataPlane(tun, udp, table, {
-      tso: tun.offloads.tso,
-      local: { ip: parseIp4(ext.ifaceAddr), port: config.port },
-      ...tuning,
-      onWarning: (msg) => log.warn(msg),
-      onDeath: (err) => {
-        // Nothing would forward any more: flanneld exits (and is restarted by systemd) rather than black-holing.
-        const e = new FlannelError('FLANNEL_ERR_DATA_PLANE', `the data-plane thread died: ${err.message}; flanneld exits so that it is restarted`, { cause: err });
-        log.error({ err: e, code: e.code }, e.message);
-        process.exit(1);
+    const spare = this.spare;
+    this.spare = undefined;
+    const dp = new DataPlane(
+      tun,
+      udp,
+      table,
+      {
+        tso: tun.offloads.tso,
+        local: { ip: parseIp4(ext.ifaceAddr), port: config.port },
+        ...tuning,
+        onWarning: (msg) => log.warn(msg),
+        onDeath: (err) => {
+          // Nothing would forward any more: flanneld exits (and is restarted by systemd) rather than black-holing.
+          const e = new FlannelError('FLANNEL_ERR_DATA_PLANE', `the data-plane thread died: ${err.message}; flanneld exits so that it is restarted`, { cause: err });
+          log.error({ err: e, code: e.code }, e.message);
+          process.exit(1);
+        },
       },
-    });
+      spare,
+    );
     this.dataPlane = dp;
     try {
       await dp.start();
@@ -126,6 +138,8 @@ export class UdpBackend implements Backend {
   }
 
   async stop(): Promise<void> {
+    this.spare?.dispose();
+    this.spare = undefined;
     await this.dataPlane?.stop();
   }
 
