@@ -4,7 +4,10 @@
 // into the batch, no kernel) through Encapsulator and Decapsulator, and we
 // count that thread's garbage collections. Even 16 bytes per packet would be
 // 16 MB per million packets: dozens of scavenges. Prints JSON {packets, gcs, thread}.
-//   node --expose-gc --max-semi-space-size=1 dist/bench/alloc-check.js [batches]
+//   node --expose-gc --max-semi-space-size=1 dist/bench/alloc-check.js [batches] [--leak]
+// --leak injects the fault the check exists to catch (one small object per
+// packet, as a careless hot path would make): its companion test proves that
+// this very harness then counts GCs.
 
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -63,7 +66,8 @@ function replayPorts(f: ReturnType<typeof hotPathFixture>): { tun: TunPort; udp:
   };
 }
 
-function run(batches: number): void {
+function run(batches: number, leak: boolean): void {
+  const kept: unknown[] = new Array(1024);
   const f = hotPathFixture();
   const { tun, udp } = replayPorts(f);
   const pump = new Pump(tun, udp, f.table, f.counters, { batchSize: PACKETS });
@@ -82,7 +86,10 @@ function run(batches: number): void {
   setImmediate(() => {
     const before = gcs;
     const sent0 = f.counters.txPackets + f.counters.rxPackets;
-    for (let i = 0; i < batches; i++) step();
+    for (let i = 0; i < batches; i++) {
+      step();
+      if (leak) for (let p = 0; p < PACKETS * 2; p++) kept[p & 1023] = { p };
+    }
     const packets = f.counters.txPackets + f.counters.rxPackets - sent0;
     // GC entries are delivered asynchronously: wait a tick before reading.
     setTimeout(() => {
@@ -93,8 +100,10 @@ function run(batches: number): void {
 }
 
 if (isMainThread) {
-  const batches = Number(process.argv[2] ?? 20000);
-  const w = new Worker(__filename, { workerData: { batches }, resourceLimits: { maxYoungGenerationSizeMb: 1 } });
+  const args = process.argv.slice(2);
+  const leak = args.includes('--leak');
+  const batches = Number(args.find((a) => a !== '--leak') ?? 20000);
+  const w = new Worker(__filename, { workerData: { batches, leak }, resourceLimits: { maxYoungGenerationSizeMb: 1 } });
   w.once('message', (m) => {
     console.log(JSON.stringify(m));
     void w.terminate();
@@ -104,5 +113,6 @@ if (isMainThread) {
     process.exit(1);
   });
 } else {
-  run((workerData as { batches: number }).batches);
+  const d = workerData as { batches: number; leak: boolean };
+  run(d.batches, d.leak);
 }

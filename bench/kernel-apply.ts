@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const count = Number(countS);
   if (backend !== 'vxlan' && backend !== 'host-gw') throw new Error('usage: kernel-apply.js <vxlan|host-gw> <count>');
   const log = createLogger(0, 'kernel-apply');
-  const ext = findExternalInterface({ iface: ['eth0'], ifaceRegex: [] });
+  const ext = await findExternalInterface({ iface: ['eth0'], ifaceRegex: [] });
   const { config } = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 30, Backend: { Type: backend } }));
   const b = backend === 'vxlan' ? new VxlanBackend({ ext, log }) : new HostGwBackend({ ext, log });
   const own = { subnet: Ip4Net.parse('198.19.0.4/30'), publicIp: parseIp4(ext.publicIp), backendType: backend };

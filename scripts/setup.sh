@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(etcd-server etcd-client iperf3 iproute2 iptables openssl tcpdump
-      containernetworking-plugins iputils-ping procps kmod python3-minimal)
+# The packages come from scripts/requirements.txt, the one list of commands the
+# tests, the demo and the bench run (the tests check the same list up front).
+mapfile -t PKGS < <(grep -v '^[[:space:]]*#' scripts/requirements.txt | awk 'NF >= 2 { print $2 }' | sort -u)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,11 +18,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Every listed command must now run (a package that no longer ships it, or a
+# PATH without /usr/sbin, shows here rather than in the middle of a test).
+absent=()
+while read -r cmd pkg _; do
+  case "$cmd" in ''|'#'*) continue ;; esac
+  if [[ "$cmd" == /* ]]; then [ -f "$cmd" ] || absent+=("$cmd ($pkg)")
+  else command -v "$cmd" >/dev/null || absent+=("$cmd ($pkg)"); fi
+done < scripts/requirements.txt
+if [ ${#absent[@]} -gt 0 ]; then
+  echo "setup: FLANNEL_ERR_MISSING_COMMAND: still missing after install: ${absent[*]}" >&2
+  exit 1
+fi
 # Debian's etcd-server package may start a system etcd; flannel-ts never uses
 # it (tests and demo run their own in namespaces), so leave it as it is.
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f build/Release/flannel_tun.node ] || npm run install
+# Both modules of binding.gyp: the product's addon and its test build.
+{ [ -f build/Release/flannel_tun.node ] && [ -f build/Release/flannel_tun_test.node ]; } || npm run install
 npm run --silent build

@@ -120,4 +120,3 @@ export function quantile(xs: number[], q: number): number {
   return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }
 
-export const median = (xs: number[]) => quantile(xs, 0.5);

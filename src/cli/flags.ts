@@ -27,7 +27,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { versionText } from '../util/version';
-import type { FlanneldOptions } from '../daemon/options';
+import { type FlanneldOptions, defaultAdminSocket } from '../daemon/options';
 import { FlannelError } from '../util/errors';
 
 export type { FlanneldOptions };
@@ -109,13 +109,13 @@ const FLANNELD_FLAGS: FlagSpec[] = [
   f('iface', 'list', '[]', 'interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each option in order. Returns the first match found.', 'supported', { envSplit: true }),
   // Not split from the environment: a regex may contain commas (e.g. `eth{1,2}`).
   f('iface-regex', 'list', '[]', 'regex expression to match the first interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each regex in order. Returns the first match found. Regexes are checked after specific interfaces specified by the iface option have already been checked.'),
-  f('iface-can-reach', 'string', '', "detect interface to use (IP or name) for inter-host communication based on which will be used for provided IP. This is exactly the interface to use of command 'ip route get <ip-address>'", 'unsupported'),
+  f('iface-can-reach', 'string', '', "detect interface to use (IP or name) for inter-host communication based on which will be used for provided IP. This is exactly the interface to use of command 'ip route get <ip-address>'"),
   f('subnet-file', 'string', '/run/flannel/subnet.env', 'filename where env variables (subnet, MTU, ... ) will be written to'),
   f('public-ip', 'string', '', 'IP accessible by other nodes for inter-host communication'),
   f('public-ipv6', 'string', '', 'IPv6 accessible by other nodes for inter-host communication', 'unsupported'),
   f('subnet-lease-renew-margin', 'int', '60', 'subnet lease renewal margin, in minutes, ranging from 1 to 1439'),
   f('ip-masq', 'bool', 'false', 'setup IP masquerade rule for traffic destined outside of overlay network'),
-  f('ip-masq-fully-random-disable', 'bool', 'false', 'disable fully-random mode for MASQUERADE', 'unsupported'),
+  f('ip-masq-fully-random-disable', 'bool', 'false', 'disable fully-random mode for MASQUERADE'),
   f('kube-subnet-mgr', 'bool', 'false', 'contact the Kubernetes API for subnet assignment instead of etcd.', 'unsupported'),
   f('kube-api-url', 'string', '', 'Kubernetes API server URL. Does not need to be specified if flannel is running in a pod.', 'unsupported'),
   f('kube-annotation-prefix', 'string', 'flannel.alpha.coreos.com', 'Kubernetes annotation prefix. Can contain single slash "/", otherwise it will be appended at the end.', 'unsupported'),
@@ -125,7 +125,7 @@ const FLANNELD_FLAGS: FlagSpec[] = [
   f('healthz-port', 'int', '0', 'the port for healthz server to listen(0 to disable)'),
   f('iptables-resync', 'int', '5', 'resync period for iptables rules, in seconds'),
   f('iptables-forward-rules', 'bool', 'true', 'add default accept rules to FORWARD chain in iptables'),
-  f('ip-blackhole-route', 'bool', 'false', 'add blackroute route ont the node for the local podCIDR', 'unsupported'),
+  f('ip-blackhole-route', 'bool', 'false', 'add blackroute route ont the node for the local podCIDR'),
   f('net-config-path', 'string', '/etc/kube-flannel/net-conf.json', 'path to the network configuration file', 'unsupported'),
   f('set-node-network-unavailable', 'bool', 'true', 'set NodeNetworkUnavailable after ready', 'unsupported'),
   // klog flags flanneld copies into its flag set (copyFlag in main.go).
@@ -141,7 +141,7 @@ const FLANNELD_FLAGS: FlagSpec[] = [
  * either way, so a node with them off talks to one with them on.
  */
 const FLANNEL_TS_FLAGS: FlagSpec[] = [
-  f('admin-socket', 'string', '/run/flannel/flannel-ts.sock', 'flannel-ts: unix socket for `flannel-ts trace` (mode 0600, root only; empty disables)'),
+  f('admin-socket', 'string', '', 'flannel-ts: unix socket for `flannel-ts trace` (mode 0600, root only; default <subnet-file>.sock; empty disables)'),
   f('tun-offload', 'bool', 'true', 'flannel-ts: read TCP super-packets from flannel0 (TSO) and split them in user space; off: the kernel segments them'),
   f('tun-gro', 'bool', 'true', 'flannel-ts: coalesce received TCP segments into one GSO write to flannel0'),
   f('udp-gso', 'bool', 'true', 'flannel-ts: send runs of datagrams to one peer as one UDP_SEGMENT (GSO) message'),
@@ -554,6 +554,18 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
   const subnetFileS = get('subnet-file');
   if (subnetFileS.value === '') throw badValue(subnetFileS, '', 'give the path of the file to write the subnet to (default /run/flannel/subnet.env)');
 
+  let ifaceCanReach = '';
+  const reachS = settings.get('iface-can-reach');
+  if (reachS && reachS.value !== '') {
+    if (net.isIPv4(reachS.value as string) !== true) throw badValue(reachS, reachS.raw, 'not an IPv4 address; give the address whose route picks the interface (as in "ip route get <address>")');
+    ifaceCanReach = reachS.value as string;
+  }
+
+  // --admin-socket: given (even empty: disabled) or <subnet-file>.sock, so two
+  // daemons with separate subnet files never share a socket.
+  const adminS = settings.get('admin-socket');
+  const adminSocket = adminS ? (adminS.value as string) : defaultAdminSocket(str('subnet-file'));
+
   const healthzS = get('healthz-ip');
   const healthzIp = healthzS.value as string;
   if (!net.isIP(healthzIp) && !isHostName(healthzIp)) {
@@ -574,11 +586,15 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     subnetFile: str('subnet-file'),
     subnetLeaseRenewMargin: intIn('subnet-lease-renew-margin', 1, 1439, ' minutes', ' (less than the 24 h lease)'),
     ipMasq: bool('ip-masq'),
+    ipMasqFullyRandomDisable: bool('ip-masq-fully-random-disable'),
+    ipBlackholeRoute: bool('ip-blackhole-route'),
+    ifaceCanReach,
     healthzIp,
     healthzPort: intIn('healthz-port', 0, 65535, '', ' (0 disables the health server)'),
     iptablesResync: intIn('iptables-resync', 1, 2147483, ' seconds'),
     iptablesForwardRules: bool('iptables-forward-rules'),
-    adminSocket: get('admin-socket').value as string,
+    adminSocket,
+    adminSocketGiven: adminS !== undefined,
     tunOffload: bool('tun-offload'),
     tunGro: bool('tun-gro'),
     udpGso: bool('udp-gso'),

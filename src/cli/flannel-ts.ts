@@ -11,6 +11,8 @@ commands:
              (--help for options; see README)
   cni        the flannel CNI plugin (CNI_COMMAND etc. from the environment; also bin/flannel)
   mk-docker-opts  docker daemon options from subnet.env (flannel's mk-docker-opts.sh)
+  cleanup    remove what flanneld leaves on this host on purpose (firewall rules, blackhole route,
+             devices, restart state): flannel-ts cleanup [--subnet-file PATH]
   version    print the version
 `;
 
@@ -36,6 +38,8 @@ async function run(argv: string[]): Promise<void> {
       return (await import('../bench/bench')).main(rest);
     case 'cni':
       return (await import('../cni/plugin')).main();
+    case 'cleanup':
+      return (await import('./cleanup')).main(rest);
     case 'mk-docker-opts':
       return (await import('./mk-docker-opts')).main(rest);
     case 'version':

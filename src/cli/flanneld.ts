@@ -9,7 +9,7 @@ import { Flanneld } from '../daemon/daemon';
 import { FlagError, parseFlags, redactOptions } from './flags';
 import { createLogger } from '../util/log';
 import { tuneHeapForDaemon } from '../daemon/heap';
-import { errorMessage } from '../subnet/errors';
+import { errorCode, errorMessage } from '../util/errors';
 
 export async function main(argv: string[]): Promise<void> {
   let parsed: ReturnType<typeof parseFlags>;
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<void> {
     await daemon.start();
   } catch (e) {
     if (stopping) return;
-    const code = (e as { code?: string }).code;
+    const code = errorCode(e);
     log.fatal({ err: e, code }, `flanneld cannot start: ${errorMessage(e)}`);
     await daemon.stop().catch(() => undefined);
     process.exit(1);

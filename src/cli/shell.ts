@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { REPO_ROOT, liveNamespaces, readLabState } from '../lab/lab';
 import { defaultStatePath, demoFacts } from '../demo/state';
 import { padEnd } from '../demo/ui';
+import { errorCode } from '../util/errors';
 
 const USAGE = `usage: flannel-ts shell [--state FILE] [NAME] [-- COMMAND [ARGS...]]
 
@@ -62,7 +63,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     state = readLabState(o.state);
   } catch (e) {
-    if ((e as { code?: string }).code === 'FLANNEL_ERR_NO_STATE') {
+    if (errorCode(e) === 'FLANNEL_ERR_NO_STATE') {
       throw new Error(`no kept demo (${o.state} does not exist): start one with "flannel-ts demo --keep"`);
     }
     throw e;

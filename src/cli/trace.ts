@@ -2,11 +2,17 @@
 // for matching packets, the decision taken (peer chosen, or the drop reason)
 // with the inner packet and the outer UDP datagram decoded.
 //
-//   flannel-ts trace [--admin-socket PATH] [--host IP] [--proto icmp|tcp|udp|N]
+//   flannel-ts trace [--admin-socket PATH | --subnet-file PATH] [--host IP] [--proto icmp|tcp|udp|N]
 //                    [--drops] [--count N] [--sample N] [--json] [--leases]
 
 import * as net from 'node:net';
 import type { TraceEvent } from '../encap/trace';
+import { defaultAdminSocket } from '../daemon/options';
+
+/** flanneld's default: <subnet-file>.sock, with the subnet file from FLANNELD_SUBNET_FILE or flanneld's default. */
+function defaultSocket(subnetFile?: string): string {
+  return process.env.FLANNELD_ADMIN_SOCKET || defaultAdminSocket(subnetFile || process.env.FLANNELD_SUBNET_FILE || '/run/flannel/subnet.env');
+}
 
 const PROTOS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17 };
 const PROTO_NAMES: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP' };
@@ -24,7 +30,7 @@ interface TraceOptions {
 }
 
 function parse(argv: string[]): TraceOptions {
-  const o: TraceOptions = { socket: process.env.FLANNELD_ADMIN_SOCKET || '/run/flannel/flannel-ts.sock', dropsOnly: false, count: 0, sample: 1, json: false, leases: false };
+  const o: TraceOptions = { socket: defaultSocket(), dropsOnly: false, count: 0, sample: 1, json: false, leases: false };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].replace(/^--?/, '').split(/=(.*)/s, 2);
     const v = () => {
@@ -35,6 +41,11 @@ function parse(argv: string[]): TraceOptions {
     switch (k) {
       case 'admin-socket':
         o.socket = v();
+        break;
+      case 'subnet-file':
+        // The socket flanneld makes beside this subnet file (--admin-socket wins when both are given).
+        if (!argv.some((a) => /^--?admin-socket(=|$)/.test(a))) o.socket = defaultSocket(v());
+        else v();
         break;
       case 'host':
         o.host = v();

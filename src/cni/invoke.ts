@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { ExecResult } from '../util/exec';
 import { CNI_CODES, CniError } from './errors';
 
 /** The first regular file named `plugin` in the CNI_PATH directories. @throws CniError */
@@ -25,13 +26,13 @@ export function findInPath(plugin: string, cniPath: string): string {
   throw new CniError(CNI_CODES.internal, `failed to find plugin "${plugin}" in path [${dirs.join(' ')}]`, 'check CNI_PATH and that the containernetworking plugins are installed');
 }
 
-export interface ExecResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { ExecResult };
 
-/** Runs a plugin executable: stdin = config, env = the environment to pass. Tests may replace it. */
+/**
+ * Runs a plugin executable: stdin = config, env = the environment to pass.
+ * Tests may replace it. Synchronous on purpose: the plugin is a short-lived
+ * process of its own that the container runtime waits on, never flanneld.
+ */
 export type PluginExec = (file: string, stdin: string, env: NodeJS.ProcessEnv) => ExecResult;
 
 export const execPlugin: PluginExec = (file, stdin, env) => {

@@ -3,6 +3,8 @@
 // reads events until it hangs up.
 //   {"cmd":"trace","host":"198.19.3.2","protocol":1,"dropsOnly":false,"sample":1}
 //   {"cmd":"leases"}   -> one line: this node's lease table
+//   {"cmd":"counters"} -> one line: the flannel_* metrics as JSON (what /metrics
+//                         says, for a caller outside the node's namespace)
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -16,15 +18,29 @@ export interface AdminHandlers {
   /** Attaches a tracer to the data plane; false when the backend forwards in the kernel (nothing to trace). */
   setTracer(t: Tracer | undefined): boolean;
   leases(): unknown;
+  /** The flannel_* metrics (prom-client's JSON form); optional so a node without metrics still answers the rest. */
+  counters?(): Promise<unknown>;
 }
 
 export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(socketPath: string, h: AdminHandlers, log: Logger): Promise<AdminServer> {
+/**
+ * Listens on `socketPath`. A socket file already there is probed first: a
+ * stale one (nobody answers) is removed; a live one belongs to another
+ * flanneld, which is an error (FLANNEL_ERR_ADMIN) when
+ * --admin-socket was `given`, else a warning and `undefined` (flanneld runs
+ * without tracing rather than take another daemon's socket).
+ */
+export async function startAdminServer(socketPath: string, h: AdminHandlers, log: Logger, given = true): Promise<AdminServer | undefined> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  removeStale(socketPath);
+  const inUse = (why: string) => {
+    const msg = `the admin socket ${socketPath} ${why}`;
+    if (given) throw new AdminSocketError(`${msg}: stop that flanneld, or give this one another --admin-socket (or --admin-socket= to disable it)`);
+    log.warn(`${msg}: running without the admin socket (no flannel-ts trace on this daemon); give --admin-socket=<path> to have one`);
+  };
+  if (await isLive(socketPath)) return void inUse('is in use by another running flanneld');
   let tracing: net.Socket | undefined;
   const server = net.createServer((sock) => {
     let buf = '';
@@ -42,6 +58,12 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
         return void sock.end(`${JSON.stringify({ error: 'request is not JSON' })}\n`);
       }
       if (req.cmd === 'leases') return void sock.end(`${JSON.stringify(h.leases())}\n`);
+      if (req.cmd === 'counters' && h.counters) {
+        return void h.counters().then(
+          (c) => sock.end(`${JSON.stringify(c)}\n`),
+          (e: Error) => sock.end(`${JSON.stringify({ error: e.message })}\n`),
+        );
+      }
       if (req.cmd !== 'trace') return void sock.end(`${JSON.stringify({ error: `unknown command ${req.cmd}` })}\n`);
       if (tracing) return void sock.end(`${JSON.stringify({ error: 'another trace is running on this node' })}\n`);
       const filter: TraceFilter = { dropsOnly: req.dropsOnly === true };
@@ -70,14 +92,23 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
     sock.on('close', detach);
     sock.on('error', detach);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new FlannelError('FLANNEL_ERR_ADMIN', `cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`, { cause: e })),
-    );
-    server.listen(socketPath, () => resolve());
+  const listening = await new Promise<boolean>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      // Another flanneld started at the same moment and won the race.
+      if (e.code === 'EADDRINUSE' && !given) return resolve(false);
+      reject(new AdminSocketError(`cannot listen on --admin-socket ${socketPath}: ${e.message} (pick another path, or --admin-socket= to disable)`, { cause: e }));
+    });
+    // Root only: the socket shows every packet's headers. The umask makes it
+    // 0600 from its creation (bind happens inside listen(), synchronously),
+    // so there is no moment when others may connect.
+    const old = process.umask(0o177);
+    try {
+      server.listen(socketPath, () => resolve(true));
+    } finally {
+      process.umask(old);
+    }
   });
-  // Root only: the socket shows every packet's headers.
-  fs.chmodSync(socketPath, 0o600);
+  if (!listening) return void inUse('was just taken by another flanneld starting at the same time');
   log.info(`Admin socket (flannel-ts trace) on ${socketPath}`);
   return {
     close: () =>
@@ -89,14 +120,37 @@ export async function startAdminServer(socketPath: string, h: AdminHandlers, log
   };
 }
 
-/** A socket file left by a daemon that died: remove it; a live one means another flanneld. */
-function removeStale(p: string): void {
+export class AdminSocketError extends FlannelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FLANNEL_ERR_ADMIN', message, options);
+    this.name = 'AdminSocketError';
+  }
+}
+
+/**
+ * Whether a flanneld answers on `p`. A socket file nobody answers on was left
+ * by a daemon that died: it is removed. Anything else at that path is an error.
+ */
+async function isLive(p: string): Promise<boolean> {
   let st: fs.Stats;
   try {
     st = fs.statSync(p);
   } catch {
-    return;
+    return false;
   }
-  if (!st.isSocket()) throw new FlannelError('FLANNEL_ERR_ADMIN', `--admin-socket ${p} exists and is not a socket: remove it or pick another path`);
-  fs.rmSync(p);
+  if (!st.isSocket()) throw new AdminSocketError(`--admin-socket ${p} exists and is not a socket: remove it or pick another path`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(p);
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve(v);
+    };
+    // A live daemon accepts at once; a wedged one that never accepts counts as live (never steal a socket).
+    const timer = setTimeout(() => done(true), 1000);
+    c.once('connect', () => done(true));
+    c.once('error', (e: NodeJS.ErrnoException) => done(e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT'));
+  });
+  if (!live) fs.rmSync(p, { force: true });
+  return live;
 }

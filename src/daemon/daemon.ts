@@ -11,18 +11,23 @@
 // the traffic gap of `systemctl restart` roughly in half.
 
 import { Backend, createBackend } from '../backend';
-import { IptablesManager } from '../iptables';
+import { TrafficManager, TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
+import { onPath } from '../iptables/exec';
 import { formatIp4, parseIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
 import { NetworkConfig } from '../subnet/config';
 import { describeConfigDifference } from '../subnet/config-change';
 import { EtcdRegistry, preloadEtcd3 } from '../subnet/registry';
 import { RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
-import { readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
+import { formatSubnetFile, readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
+import * as fs from 'node:fs';
 import { SubnetManager } from '../subnet/subnet-manager';
 import type { FlanneldOptions } from './options';
 import { AdminServer, startAdminServer } from './admin';
 import { HealthServer, startHealthServer } from './healthz';
+import { SystemdNotifier } from './notify';
+import { BlackholeRoute } from './blackhole';
+import { warnIfNoBrNetfilter } from './host-checks';
 import { ExternalInterface, findExternalInterface } from './iface';
 import { Logger } from '../util/log';
 import type { Registry } from 'prom-client';
@@ -38,21 +43,46 @@ export class Flanneld {
   private backend: Backend | undefined;
   private config: NetworkConfig | undefined;
   private lease: Lease | undefined;
-  private iptables: IptablesManager | undefined;
+  private traffic: TrafficManager | undefined;
+  private blackhole: BlackholeRoute | undefined;
   private mtu = 0;
   private ready = false;
+  /** The whole start is done (etcd confirmed the lease); a warm start is ready earlier. */
+  private started = false;
   private notReady = 'starting';
   private metricsRegistry: Registry | undefined;
+  private readonly notifier: SystemdNotifier;
 
   constructor(
     private readonly opts: FlanneldOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.notifier = new SystemdNotifier(log);
+  }
+
+  /**
+   * THE readiness condition, for /readyz and systemd's READY=1 alike (one
+   * place, so a new condition, e.g. "the data-plane thread forwards", is added
+   * once). flanneld is ready when, by THIS start:
+   *  - cold start: the lease is held, the backend forwards (flannel0 up), the
+   *    traffic rules are set, and subnet.env has been written;
+   *  - warm start of the udp backend (a planned restart): flannel0 forwards on
+   *    the leases saved at the last stop and subnet.env has been read back and
+   *    found to be exactly what this start would write (confirmed). That is
+   *    reached even while etcd is unreachable, so a Type=notify unit does not
+   *    kill a daemon that carries traffic; etcd confirms the lease later.
+   */
+  private markReady(how: string): void {
+    const first = !this.ready;
+    this.ready = true;
+    this.notReady = '';
+    this.notifier.send(first ? ['READY=1', `STATUS=${how}`] : [`STATUS=${how}`]);
+  }
 
   /** Brings the node up; rejects on a start-up error (the caller exits 1). */
   async start(): Promise<void> {
     const o = this.opts;
-    this.ext = findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, publicIp: o.publicIp });
+    this.ext = await findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, ifaceCanReach: o.ifaceCanReach, publicIp: o.publicIp });
     this.log.info({ iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu }, `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`);
     if (o.healthzPort > 0) await this.startHealth();
     // Before anything changes on the host: a bad --admin-socket is an exit 1
@@ -68,8 +98,10 @@ export class Flanneld {
             return true;
           },
           leases: () => ({ local: this.lease?.subnet.toString(), backend: this.backend?.type, peers: this.table?.describe() ?? [] }),
+          counters: async () => (await this.metrics().getMetricsAsJSON()).filter((m) => m.name.startsWith('flannel_')),
         },
         this.log,
+        o.adminSocketGiven,
       );
     }
 
@@ -139,10 +171,18 @@ export class Flanneld {
     // The first list replaces the saved leases of a quick restart (the differences are logged).
     this.sm.startWatch(table);
 
-    await this.startIptables();
+    await this.startTraffic();
+    if (o.ipBlackholeRoute) {
+      this.blackhole = new BlackholeRoute(this.lease.subnet, o.iptablesResync, this.log);
+      this.blackhole.start();
+    }
     await this.writeSubnetEnv();
-    this.ready = true;
-    this.notReady = '';
+    // Ready (/readyz, READY=1) only once packets are forwarded: the udp
+    // backend's data-plane thread has entered its loop (start() already
+    // waited for it; kernel backends have no such promise).
+    await backend.forwarding;
+    this.markReady(`ready: lease ${this.lease.subnet}, ${table.size} peers`);
+    this.started = true;
     this.log.info('flanneld is ready');
     // Metrics were kept off the start-up path; from now on they are collected (event-loop delay included).
     if (o.healthzPort > 0) setImmediate(() => this.metrics());
@@ -172,12 +212,27 @@ export class Flanneld {
       this.table = table;
       this.lease = { subnet: w.subnet, publicIp: parseIp4(this.ext!.publicIp), backendType: backend.type };
       this.log.info(`Quick restart: forwarding on the ${table.size} leases known at the last stop (${Math.round((Date.now() - w.savedAt) / 1000)} s ago) while etcd confirms them`);
+      if (this.subnetEnvConfirmed(w)) {
+        await backend.forwarding; // the data-plane thread forwards (see start)
+        this.markReady(`forwarding on the ${table.size} leases saved at the last stop; confirming with etcd`);
+        this.log.info(`Ready on the saved leases (${o.subnetFile} confirmed); etcd confirms the lease next`);
+      }
     } catch (e) {
       this.log.warn({ err: e }, `Quick restart not possible (${(e as Error).message}); starting cold`);
       await this.backend?.stop().catch(() => undefined);
       this.backend = undefined;
       this.table = undefined;
       this.lease = undefined;
+    }
+  }
+
+  /** Whether subnet.env holds exactly what this warm start would write (then it is not rewritten before etcd answers). */
+  private subnetEnvConfirmed(w: RestartState): boolean {
+    try {
+      const want = formatSubnetFile({ network: w.config.network, subnet: w.subnet, mtu: this.mtu, ipMasq: this.opts.ipMasq });
+      return fs.readFileSync(this.opts.subnetFile, 'utf8') === want;
+    } catch {
+      return false;
     }
   }
 
@@ -220,21 +275,35 @@ export class Flanneld {
 
   /**
    * flannel's traffic rules, once the lease is known and before subnet.env
-   * says whether flanneld masquerades: --ip-masq (a failure stops the start:
-   * pods would otherwise leave the overlay unmasqueraded), then
-   * --iptables-forward-rules (a failure is logged; the resync retries), then
+   * says whether flanneld masquerades, in the mode the network config names
+   * (EnableNFTables: nftables, else iptables). The other mode's leftovers go
+   * first. Then this start's flags are reconciled with what the last run left
+   * (rules outlive a stop): the --ip-masq and --iptables-forward-rules sets are
+   * made exactly as asked, and an unasked set an earlier run left is removed.
+   * A failure stops the start with --ip-masq (pods would otherwise leave the
+   * overlay unmasqueraded), else it is logged and the resync retries; then
    * the resync loop every --iptables-resync seconds.
    */
-  private async startIptables(): Promise<void> {
+  private async startTraffic(): Promise<void> {
     const o = this.opts;
-    if (!o.ipMasq && !o.iptablesForwardRules) return;
-    const ipt = (this.iptables = new IptablesManager({ log: this.log }));
+    const mode: TrafficMode = this.config!.enableNFTables ? 'nftables' : 'iptables';
+    // No rules asked for and no tool for this mode: nothing of it can exist to reconcile.
+    if (!o.ipMasq && !o.iptablesForwardRules && !onPath(mode === 'nftables' ? 'nft' : 'iptables-save')) return;
+    if (mode === 'iptables') warnIfNoBrNetfilter(this.log);
+    await removeLeftovers(mode, this.log);
+    const t = (this.traffic = createTrafficManager(mode, { log: this.log, randomFully: o.ipMasqFullyRandomDisable ? false : undefined }));
     const network = this.config!.network.toString();
-    if (o.ipMasq) await ipt.setMasq(network, this.lease!.subnet.toString());
-    if (o.iptablesForwardRules) {
-      await ipt.setForward(network).catch((e: unknown) => this.log.error({ err: e }, `Failed to add the FORWARD rules (retrying every ${o.iptablesResync} s)`));
+    try {
+      await t.configure({
+        masq: o.ipMasq ? { network, subnet: this.lease!.subnet.toString() } : undefined,
+        forward: o.iptablesForwardRules ? { network } : undefined,
+      });
+    } catch (e) {
+      // Without masquerade, pods would leave the overlay with their own addresses: stop the start.
+      if (o.ipMasq) throw e;
+      this.log.error({ err: e }, `Failed to set up flannel's ${t.mode} rules (retrying every ${o.iptablesResync} s): ${(e as Error).message}`);
     }
-    ipt.startResync(o.iptablesResync);
+    if (o.ipMasq || o.iptablesForwardRules) t.startResync(o.iptablesResync);
   }
 
   private async writeSubnetEnv(): Promise<void> {
@@ -265,7 +334,8 @@ export class Flanneld {
     try {
       this.table!.setLocalSubnet(lease.subnet);
       await this.backend!.relocate(lease);
-      if (this.opts.ipMasq) await this.iptables?.setMasq(this.config!.network.toString(), lease.subnet.toString());
+      await this.blackhole?.setSubnet(lease.subnet);
+      if (this.opts.ipMasq) await this.traffic?.setMasq(this.config!.network.toString(), lease.subnet.toString());
       await this.writeSubnetEnv();
     } catch (e) {
       this.log.error({ err: e }, `Could not move to the new lease ${lease.subnet}`);
@@ -286,8 +356,8 @@ export class Flanneld {
     const sm = this.sm;
     const backend = this.backend;
     const lease = this.lease;
-    if (!this.ready || !sm || !backend || !lease) {
-      this.log.warn(`SIGHUP: flanneld is not ready yet (${this.notReady}); nothing to reload, it keeps retrying by itself`);
+    if (!this.started || !sm || !backend || !lease) {
+      this.log.warn(`SIGHUP: flanneld has not finished starting (${this.notReady || 'confirming the saved lease with etcd'}); nothing to reload, it keeps retrying by itself`);
       return;
     }
     this.log.info('SIGHUP: re-reading the network config and resyncing from etcd (the running config is kept)');
@@ -299,7 +369,7 @@ export class Flanneld {
     sm.resync();
     try {
       await backend.relocate(lease);
-      await this.iptables?.ensure();
+      await this.traffic?.ensure();
       await this.writeSubnetEnv();
     } catch (e) {
       this.log.error({ err: e }, `SIGHUP: could not re-apply this node's state: ${(e as Error).message}`);
@@ -310,18 +380,19 @@ export class Flanneld {
 
   /**
    * Stops forwarding and removes the backend's devices; keeps the lease in
-   * etcd (flannel does). Removes the masquerade rules; the FORWARD rules stay.
+   * etcd (flannel does). The masquerade and forward rules stay (upstream >=
+   * 0.27): pods keep masquerading new connections while flanneld restarts,
+   * and the next start reconciles them. `flannel-ts cleanup` removes them.
    */
   async stop(): Promise<void> {
+    this.notifier.send(['STOPPING=1']);
     if (this.ready && this.backend?.type === 'udp' && this.lease && this.table && this.sm?.configText) {
       saveRestartState(this.opts.subnetFile, { publicIp: this.lease.publicIp, subnet: this.lease.subnet, configText: this.sm.configText, peers: this.table.peers() }, this.log);
     }
     this.ready = false;
     this.stopper.abort();
-    if (this.iptables) {
-      await this.iptables.stop();
-      await this.iptables.removeMasq().catch((e: unknown) => this.log.error({ err: e }, 'Could not remove the masquerade rules'));
-    }
+    await this.traffic?.stop();
+    await this.blackhole?.stop();
     await this.admin?.close();
     await this.backend?.stop();
     await this.sm?.close();

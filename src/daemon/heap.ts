@@ -11,10 +11,14 @@
 //
 // V8 reads this flag each time it sizes the heap after a GC, so setting it
 // at start-up (rather than on the node command line) is enough, and any way
-// of starting flanneld gets it. FLANNEL_TS_V8_DEFAULTS=1 leaves V8 alone.
+// of starting flanneld gets it. Node's own flag wins: started as
+// `node --no-optimize-for-size bin/flanneld …` (in the lab:
+// FLANNEL_TS_NODE_ARGS=--no-optimize-for-size), flanneld runs with V8's
+// defaults, which is how the README's heap-policy comparison is reproduced.
 
 import * as v8 from 'node:v8';
 
-export function tuneHeapForDaemon(): void {
-  if (process.env.FLANNEL_TS_V8_DEFAULTS !== '1') v8.setFlagsFromString('--optimize-for-size');
+export function tuneHeapForDaemon(execArgv: readonly string[] = process.execArgv): void {
+  if (execArgv.some((a) => /^--(no-)?optimize[-_]for[-_]size$/.test(a))) return;
+  v8.setFlagsFromString('--optimize-for-size');
 }

@@ -30,6 +30,12 @@ export interface FlanneldOptions {
   subnetLeaseRenewMargin: number;
   /** --ip-masq. */
   ipMasq: boolean;
+  /** --ip-masq-fully-random-disable: masquerade without --random-fully / fully-random. */
+  ipMasqFullyRandomDisable: boolean;
+  /** --ip-blackhole-route: a blackhole route for this node's lease subnet, ensured every --iptables-resync seconds. */
+  ipBlackholeRoute: boolean;
+  /** --iface-can-reach: an IPv4 address; the interface of the route to it is the external interface. '' when not given. */
+  ifaceCanReach: string;
   /** --healthz-ip: address or host name the health server listens on. */
   healthzIp: string;
   /** --healthz-port, 0..65535; 0 means: do not run the health server (flanneld's rule). */
@@ -38,8 +44,10 @@ export interface FlanneldOptions {
   iptablesResync: number;
   /** --iptables-forward-rules. */
   iptablesForwardRules: boolean;
-  /** --admin-socket (flannel-ts only): path of the trace socket; '' disables it. */
+  /** --admin-socket (flannel-ts only): path of the trace socket (default <subnet-file>.sock); '' disables it. */
   adminSocket: string;
+  /** Whether --admin-socket was given: a live socket there is then an error, not a warning. */
+  adminSocketGiven: boolean;
   /** --tun-offload (flannel-ts only): TCP super-packets from flannel0 (TSO), split in user space. */
   tunOffload: boolean;
   /** --tun-gro (flannel-ts only): coalesce received TCP segments into one GSO write to flannel0. */
@@ -57,4 +65,9 @@ export interface FlanneldOptions {
    * caller should log them so nobody expects an effect.
    */
   ignoredFlags: string[];
+}
+
+/** The admin socket beside the subnet file (`flannel-ts trace` finds it the same way). */
+export function defaultAdminSocket(subnetFile: string): string {
+  return `${subnetFile}.sock`;
 }

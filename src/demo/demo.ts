@@ -13,17 +13,23 @@ import * as path from 'node:path';
 import { Lab, destroyFromState, isRecordedProcessAlive, liveNamespaces, readLabState } from '../lab/lab';
 import { which } from '../lab/sh';
 import { Ui } from './ui';
-import { Text, text } from './text';
+import { type Text, text } from './text';
 import { DemoRun, ETCD_PREFIX } from './steps';
 import { defaultStatePath } from './state';
+import { runWeb } from './web/web';
 
 const USAGE = `usage: flannel-ts demo [--keep] [--lang en|zh] [--plain] [--state FILE]
+       flannel-ts demo --web [--port N] [--keep] [--lang en|zh]
        flannel-ts demo --down [--state FILE]
 
 Builds a three-host flannel cluster in network namespaces on this machine
 (root), walks a ping through the overlay hop by hop, compares udp with kernel
 vxlan, and removes everything at the end (also on Ctrl-C or an error).
 
+  --web         build the same cluster and draw it live in a browser: prints a
+                URL (127.0.0.1 only, with a token) and runs until Ctrl-C, then
+                removes everything (with --keep: leaves it for --down)
+  --port N      the web view's port (default 7070; 0 picks a free one)
   --keep        leave the cluster up; step in with "flannel-ts shell h1"
   --down        tear down a cluster left by --keep
   --lang zh     narrate in Chinese (default: en)
@@ -39,10 +45,12 @@ interface DemoOptions {
   lang: 'en' | 'zh';
   state: string;
   help: boolean;
+  web: boolean;
+  port: number;
 }
 
 function parse(argv: string[]): DemoOptions {
-  const o: DemoOptions = { plain: false, keep: false, down: false, lang: 'en', state: defaultStatePath(), help: false };
+  const o: DemoOptions = { plain: false, keep: false, down: false, lang: 'en', state: defaultStatePath(), help: false, web: false, port: 7070 };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -57,6 +65,15 @@ function parse(argv: string[]): DemoOptions {
       case '--keep':
         o.keep = true;
         break;
+      case '--web':
+        o.web = true;
+        break;
+      case '--port': {
+        const v = value();
+        o.port = Number(v);
+        if (!/^\d+$/.test(v) || o.port > 65535) throw new Error(`demo: --port ${v}: use a port number 0-65535 (0 picks a free one)`);
+        break;
+      }
       case '--down':
         o.down = true;
         break;
@@ -78,6 +95,7 @@ function parse(argv: string[]): DemoOptions {
     }
   }
   if (o.keep && o.down) throw new Error('demo: --keep and --down do not go together');
+  if (o.web && o.down) throw new Error('demo: --web and --down do not go together (--down removes a kept cluster, web or not)');
   return o;
 }
 
@@ -128,6 +146,7 @@ export async function main(argv: string[]): Promise<void> {
   const stateFlag = o.state === defaultStatePath() ? '' : ` --state ${o.state}`;
   preflight(T);
   if (o.keep) await ensureNoKeptDemo(o.state, `${self} shell${stateFlag} h1`, `${self} demo --down${stateFlag}`, T);
+  if (o.web) return runWeb({ port: o.port, lang: o.lang, keep: o.keep, state: o.state, self, shell: `${self} shell${stateFlag} h1`, down: `${self} demo --down${stateFlag}` }, ui);
 
   // --keep: the daemons get their own session, so they outlive us.
   const lab = new Lab({ detached: o.keep });
@@ -147,7 +166,7 @@ export async function main(argv: string[]): Promise<void> {
       const facts = demo.facts(self);
       lab.keep(o.state, facts as unknown as Record<string, unknown>);
       ui.heading(T.end.keptTitle);
-      ui.para(T.end.keptIntro(o.state, demo.vxlanByDaemonUsed));
+      ui.para(T.end.keptIntro(o.state, true));
       ui.para(T.end.stepInto);
       ui.line();
       ui.table(

@@ -118,11 +118,20 @@ export interface LinkHeader {
   etherType: number;
 }
 
+export interface VxlanHeader {
+  offset: number;
+  flags: number;
+  vni: number;
+}
+
 export interface FlannelDatagram {
   frame: Buffer;
   link: LinkHeader;
   outer: Ipv4Header;
   udp: UdpHeader;
+  /** vxlan only: the VXLAN header and the inner Ethernet header (at innerLink.offset) that follow UDP. */
+  vxlan?: VxlanHeader;
+  innerLink?: LinkHeader & { offset: number };
   inner: Ipv4Header;
   icmp?: IcmpHeader;
 }
@@ -207,4 +216,25 @@ export function decodeFlannelDatagram(frame: Buffer, linkType: number): FlannelD
   const inner = decodeIpv4(frame, udp.offset + 8);
   const icmp = inner.protocol === 1 ? decodeIcmp(frame, inner) : undefined;
   return { frame, link, outer, udp, inner, icmp };
+}
+
+/**
+ * Decodes a captured frame as a vxlan datagram (RFC 7348): UDP, then the
+ * 8-byte VXLAN header (flags, 24-bit VNI), then the inner Ethernet frame.
+ */
+export function decodeVxlanDatagram(frame: Buffer, linkType: number): FlannelDatagram {
+  const link = decodeLink(frame, linkType);
+  if (link.etherType !== 0x0800) throw new Error(`captured frame is not IPv4 (EtherType 0x${link.etherType.toString(16)})`);
+  const outer = decodeIpv4(frame, link.length);
+  if (outer.protocol !== 17) throw new Error(`outer packet is not UDP (protocol ${outer.protocol})`);
+  const udp = decodeUdp(frame, outer);
+  const v = udp.offset + 8;
+  if (frame.length < v + 8 + 14) throw new Error('VXLAN header or inner Ethernet cut short');
+  const vxlan = { offset: v, flags: frame[v], vni: (frame[v + 4] << 16) | (frame[v + 5] << 8) | frame[v + 6] };
+  const e = v + 8;
+  const innerLink = { kind: 'ethernet' as const, length: 14, offset: e, dst: mac(frame, e), src: mac(frame, e + 6), etherType: (frame[e + 12] << 8) | frame[e + 13] };
+  if (innerLink.etherType !== 0x0800) throw new Error(`inner frame is not IPv4 (EtherType 0x${innerLink.etherType.toString(16)})`);
+  const inner = decodeIpv4(frame, e + 14);
+  const icmp = inner.protocol === 1 ? decodeIcmp(frame, inner) : undefined;
+  return { frame, link, outer, udp, vxlan, innerLink, inner, icmp };
 }

@@ -2,18 +2,19 @@
 // the namespace named by its prompt), and every output printed is its real
 // output; the narration around it comes from text.ts in the chosen language.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ChildProcess } from 'node:child_process';
-import { Lab, REPO_ROOT } from '../lab/lab';
+import { type Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
-import { Host, Pod, SubnetEnv } from '../lab/host';
-import { BackendNode, setupVxlan } from '../lab/topology';
+import { Host, type Pod, type SubnetEnv } from '../lab/host';
+import { BackendNode } from '../lab/topology';
 import { run, tryRun, waitFor } from '../lab/sh';
 import { execStatus } from '../util/exec';
-import { Ui } from './ui';
-import { Text } from './text';
-import { decodeFlannelDatagram, readPcap } from './pcap';
+import { FlannelError } from '../util/errors';
+import type { Ui } from './ui';
+import type { Text } from './text';
+import { decodeFlannelDatagram } from './pcap';
+import { exitWithin, observePing, tcpdumpArgv } from './observe';
+export type { TraceEventJson } from './admin-client';
 import { hexdump } from './hexdump';
 import { headerTables, regions } from './packet-view';
 import type { DemoFacts } from './state';
@@ -52,8 +53,10 @@ export class DemoRun {
   envs: SubnetEnv[] = [];
   readonly pods = new Map<Host, Pod[]>();
   readonly extraPlaces: { name: string; ns: string; what: string; ip?: string; host?: string }[] = [];
-  /** Whether step 6 ran flannel-ts's vxlan backend (else flannel.1 was built by hand). */
-  vxlanByDaemonUsed = false;
+  /** The vxlan comparison network (step 6): a flanneld with the vxlan backend on h1 and h3, a pod on each. */
+  vxNodes: BackendNode[] = [];
+  vxPods: Pod[] = [];
+  vxMtu = 0;
   private etcdEnv: string[] = [];
 
   constructor(
@@ -73,6 +76,14 @@ export class DemoRun {
     this.stepHostState();
     await this.stepPing();
     await this.stepCompare();
+  }
+
+  /** The cluster without the walk (the web view): etcd, the udp hosts and pods, the leases checked, the vxlan network. */
+  async build(): Promise<void> {
+    await this.stepEtcd();
+    await this.stepHosts();
+    this.stepLeases();
+    await this.setupVxlanNetwork();
   }
 
   // ---- helpers ------------------------------------------------------------
@@ -114,23 +125,6 @@ export class DemoRun {
 
   subnetOf(env: SubnetEnv): string {
     return this.leaseKey(env).slice(`${ETCD_PREFIX}/subnets/`.length).replace('-', '/');
-  }
-
-  /** Waits for a process we started to exit; after `timeoutMs` kills it (by its pid) and fails. */
-  private exitOf(child: ChildProcess, what: string, timeoutMs: number): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.removeListener('exit', onExit);
-        child.kill('SIGKILL');
-        reject(new Error(this.T.err.observerTimeout(what)));
-      }, timeoutMs);
-      const onExit = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      child.once('exit', onExit);
-    });
   }
 
   // ---- 1. etcd ------------------------------------------------------------
@@ -191,7 +185,15 @@ export class DemoRun {
     ui.line();
     ui.table(
       T.s2.tableHeader,
-      this.hosts.map((h, i) => [h.name, h.ip, this.subnetOf(this.envs[i]), this.pods.get(h)!.map((pod) => `${this.placeOf(pod).name} ${pod.ip}`).join(', ')]),
+      this.hosts.map((h, i) => [
+        h.name,
+        h.ip,
+        this.subnetOf(this.envs[i]),
+        this.pods
+          .get(h)!
+          .map((pod) => `${this.placeOf(pod).name} ${pod.ip}`)
+          .join(', '),
+      ]),
     );
     ui.para(T.s2.tableNote);
   }
@@ -270,44 +272,24 @@ export class DemoRun {
     ui.heading(T.s5.title(srcP.name, src.ip, dstP.name, dst.ip));
     ui.para(T.s5.intro(h1.name, h3.name));
 
-    // The observers: a trace on each daemon, tcpdump on h1's underlay NIC.
+    // The observers: a trace on each daemon (its admin socket, as `flannel-ts
+    // trace` does), tcpdump on h1's underlay NIC; shown as the commands a user would type.
     const traceArgs = (h: Host) => ['trace', `--admin-socket=${h.adminSocket}`, '--host', dst.ip, '--proto', 'icmp', '--count', '1', '--json'];
-    const pcapFile = path.join(lab.dir, 'h1-eth0.pcap');
-    const tcpdumpArgv = ['tcpdump', '-i', 'eth0', '-n', '-U', '-Z', 'root', '-c', '1', '-w', pcapFile, 'udp', 'port', String(UDP_PORT), 'and', 'dst', 'host', h3.ip];
     ui.cmd('h1', `${shjoin(['flannel-ts', ...traceArgs(h1)])} &`, T.s5.whyTrace(h1.name));
     ui.cmd('h3', `${shjoin(['flannel-ts', ...traceArgs(h3)])} &`, T.s5.whyTrace(h3.name));
-    ui.cmd('h1', `${shjoin(tcpdumpArgv)} &`, T.s5.whyTcpdump(UDP_PORT, h3.ip));
+    const pcapFile = path.join(lab.dir, 'h1-eth0.pcap');
+    ui.cmd('h1', `${shjoin(tcpdumpArgv(pcapFile, UDP_PORT, h3.ip))} &`, T.s5.whyTcpdump(UDP_PORT, h3.ip));
 
     const p = ui.progress(T.s5.attaching);
-    const logSize = (f: string) => (fs.existsSync(f) ? fs.statSync(f).size : 0);
-    const out1 = path.join(lab.dir, 'trace-h1.out');
-    const out3 = path.join(lab.dir, 'trace-h3.out');
-    const tcpdumpLog = path.join(lab.dir, 'tcpdump-h1.log');
-    const from1 = logSize(h1.daemon!.logFile);
-    const from3 = logSize(h3.daemon!.logFile);
-    const t1 = lab.spawnIn(h1.ns, [process.execPath, FLANNEL_TS, ...traceArgs(h1)], out1);
-    const t3 = lab.spawnIn(h3.ns, [process.execPath, FLANNEL_TS, ...traceArgs(h3)], out3);
-    const td = lab.spawnIn(h1.ns, tcpdumpArgv, tcpdumpLog);
-    const attached = (f: string, from: number, re: RegExp) => () => fs.existsSync(f) && re.test(fs.readFileSync(f, 'utf8').slice(from));
-    await waitFor(T.err.attach('h1'), attached(h1.daemon!.logFile, from1, /Trace attached/), 10_000);
-    await waitFor(T.err.attach('h3'), attached(h3.daemon!.logFile, from3, /Trace attached/), 10_000);
-    await waitFor(T.err.attach('tcpdump'), attached(tcpdumpLog, 0, /listening on/), 10_000);
+    const seen = await observePing(lab, { src, dst, txSocket: h1.adminSocket, rxSocket: h3.adminSocket, capture: { host: h1, port: UDP_PORT, dstIp: h3.ip }, count: 3, tag: 'h1-eth0' });
     p.done(T.s5.attached);
-
-    const ping = await execStatus(['ip', 'netns', 'exec', src.ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', dst.ip], { timeoutMs: 20_000 });
-    ui.cmd(srcP.name, `ping -c 3 ${dst.ip}`, T.s5.whyPing(dstP.name), ping.stdout + ping.stderr);
-    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
-    if (received !== 3) throw new Error(T.err.pingLost(ping.stdout + ping.stderr));
-    await this.exitOf(t1, 'flannel-ts trace (h1)', 5000);
-    await this.exitOf(t3, 'flannel-ts trace (h3)', 5000);
-    await this.exitOf(td, 'tcpdump (h1)', 5000);
-    const event = (f: string) => {
-      const line = fs.readFileSync(f, 'utf8').split('\n').find((l) => l.startsWith('{'));
-      if (!line) throw new Error(T.err.noTrace(f, fs.readFileSync(f, 'utf8')));
-      return { line, ev: JSON.parse(line) as TraceEventJson };
-    };
-    const tx = event(out1);
-    const rx = event(out3);
+    ui.cmd(srcP.name, `ping -c 3 ${dst.ip}`, T.s5.whyPing(dstP.name), seen.ping.output);
+    if (seen.ping.received !== 3) throw new Error(T.err.pingLost(seen.ping.output));
+    if (!seen.tx) throw new Error(T.err.noTrace(h1.adminSocket, ''));
+    if (!seen.rx) throw new Error(T.err.noTrace(h3.adminSocket, ''));
+    const tx = seen.tx;
+    const rx = seen.rx;
+    const ping = { stdout: seen.ping.output };
 
     ui.para(T.s5.follow);
 
@@ -338,13 +320,11 @@ export class DemoRun {
 
     // 5.5 the datagram on the underlay
     ui.sub(T.s5.hop5(h1.name));
-    const tdOut = fs.readFileSync(tcpdumpLog, 'utf8');
     ui.comment(T.s5.tcpdumpSaid);
-    ui.output(tdOut);
-    const pcap = readPcap(fs.readFileSync(pcapFile));
-    if (pcap.records.length === 0) throw new Error(T.err.emptyPcap(pcapFile));
-    const d = decodeFlannelDatagram(pcap.records[0].data, pcap.linkType);
-    ui.para(T.s5.pcapIntro(pcapFile, pcap.records[0].data.length, pcap.linkType), 2);
+    ui.output(seen.tcpdumpLog);
+    if (!seen.frame || seen.linkType === undefined) throw new Error(T.err.emptyPcap(seen.pcapFile));
+    const d = decodeFlannelDatagram(seen.frame, seen.linkType);
+    ui.para(T.s5.pcapIntro(seen.pcapFile, seen.frame.length, seen.linkType), 2);
     const names = this.names();
     for (const t of headerTables(d, T, names)) {
       ui.line();
@@ -377,18 +357,18 @@ export class DemoRun {
     ui.para(T.s5.summary(srcP.name, dstP.name, UDP_PORT), 2);
   }
 
-  private names(): { who(addr: string): string | undefined } {
+  /** Who an address (IPv4 or MAC) in a captured frame belongs to: hosts' eth0 and flannel.1, pods. */
+  names(): { who(addr: string): string | undefined } {
     const m = new Map<string, string>();
     for (const h of this.hosts) {
       m.set(h.ip, `${h.name} eth0`);
-      try {
-        const link = JSON.parse(h.exec(['ip', '-j', 'link', 'show', 'eth0']))[0];
-        m.set(link.address, `${h.name} eth0`);
-      } catch {
-        /* a name is a nicety */
+      for (const dev of ['eth0', 'flannel.1']) {
+        const r = h.tryExec(['ip', '-j', 'link', 'show', dev]);
+        if (r.status === 0) m.set(JSON.parse(r.stdout)[0].address, `${h.name} ${dev}`);
       }
       for (const pod of this.pods.get(h) ?? []) m.set(pod.ip, this.placeOf(pod).name);
     }
+    for (const pod of this.vxPods) m.set(pod.ip, this.placeOf(pod).name);
     return { who: (a) => m.get(a) };
   }
 
@@ -398,9 +378,8 @@ export class DemoRun {
     const { ui, T } = this;
     const [h1, , h3] = this.hosts;
     ui.heading(T.s6.title);
-    const vx = (await this.vxlanByDaemon()) ?? this.vxlanByHand();
-    this.vxlanByDaemonUsed = vx.byDaemon;
-    const [vx1, vx3] = vx.pods;
+    await this.setupVxlanNetwork();
+    const [vx1, vx3] = this.vxPods;
     for (const [i, pod] of [vx1, vx3].entries()) {
       this.extraPlaces.push({ name: this.placeOf(pod).name, ns: pod.ns, what: T.keep.vxPod, ip: pod.ip, host: [h1, h3][i].name });
     }
@@ -426,23 +405,24 @@ export class DemoRun {
     const bw = (x?: number) => (x === undefined ? '?' : x >= 1000 ? `${(x / 1000).toFixed(2)} Gbit/s` : `${x.toFixed(0)} Mbit/s`);
     ui.table(T.s6.tableHeader, [
       ['udp (flannel-ts)', T.s6.udpPath, String(this.envs[0].mtu), ms(udp.rttAvgMs), bw(udp.mbps)],
-      [vx.byDaemon ? 'vxlan (flannel-ts)' : 'vxlan (by hand)', T.s6.vxlanPath, String(vx.mtu), ms(vxm.rttAvgMs), bw(vxm.mbps)],
+      ['vxlan (flannel-ts)', T.s6.vxlanPath, String(this.vxMtu), ms(vxm.rttAvgMs), bw(vxm.mbps)],
     ]);
     ui.para(T.s6.conclusion(udp.rttAvgMs, vxm.rttAvgMs, udp.mbps, vxm.mbps));
   }
 
   /**
    * flannel-ts's own vxlan backend: a second network under its own prefix,
-   * a second flanneld on h1 and h3. Undefined (and nothing left of it) when
-   * it does not come up, so the demo can build flannel.1 by hand instead.
+   * a second flanneld on h1 and h3 (the demo requires it: a vxlan that does
+   * not come up is an error, not something built around).
    */
-  private async vxlanByDaemon(): Promise<{ pods: Pod[]; mtu: number; byDaemon: true } | undefined> {
+  async setupVxlanNetwork(): Promise<void> {
     const { ui, T, lab } = this;
     const [h1, , h3] = this.hosts;
     ui.para(T.s6.intro(VXLAN_CONFIG.Network));
     const config = JSON.stringify(VXLAN_CONFIG);
     this.etcdctl(['put', `${VXLAN_PREFIX}/config`, config], T.s6.whyVxConfig);
-    const nodes = [h1, h3].map((h) => new BackendNode(h, 'vxlan', this.etcd.endpoint, VXLAN_PREFIX, [`--admin-socket=${path.join(h.dir, 'admin-vx.sock')}`]));
+    // BackendNode gives each its own subnet file, log and admin socket (admin-vx.sock).
+    const nodes = [h1, h3].map((h) => new BackendNode(h, 'vxlan', this.etcd.endpoint, VXLAN_PREFIX));
     for (const n of nodes) n.start();
     const argv = lab.processes().find((x) => x.ns === h1.ns && x.argv.includes(`--etcd-prefix=${VXLAN_PREFIX}`))?.argv ?? [];
     ui.cmd('h1', `${shjoin(['flanneld', ...argv.slice(argv.findIndex((a) => a.endsWith('bin/flanneld')) + 1)])} &`, T.s6.whyVxFlanneld);
@@ -451,32 +431,19 @@ export class DemoRun {
       await Promise.all(nodes.map((n) => n.waitReady(20_000)));
     } catch (e) {
       p.clear();
-      for (const n of nodes) await n.stop('SIGKILL').catch(() => undefined);
-      for (const h of [h1, h3]) h.tryExec(['ip', 'link', 'del', 'flannel.1']);
-      ui.note(T.s6.fallback(String((e as Error).message).split('\n')[0]));
-      return undefined;
+      throw new FlannelError('FLANNEL_ERR_DEMO_VXLAN', `${T.err.vxlanNotReady}\n${(e as Error).message}`);
     }
     p.done(T.s6.readyVx(p.elapsed));
-    const pods = nodes.map((n) => {
+    this.vxNodes = nodes;
+    this.vxPods = nodes.map((n) => {
       n.setupBridge();
       return n.addPod();
     });
+    this.vxMtu = nodes[0].env!.mtu;
     this.etcdctl(['get', `${VXLAN_PREFIX}/subnets`, '--prefix'], T.s6.whyVxLeases);
-    return { pods, mtu: nodes[0].env!.mtu, byDaemon: true };
   }
 
-  /** flannel.1 by hand on h1 and h3, as flannel's vxlan backend programs it. */
-  private vxlanByHand(): { pods: Pod[]; mtu: number; byDaemon: false } {
-    const { ui, T } = this;
-    const [h1, , h3] = this.hosts;
-    ui.para(T.s6.introByHand);
-    const p = ui.progress(T.s6.building);
-    const pods = setupVxlan([h1, h3], UNDERLAY_MTU);
-    p.done(T.s6.built);
-    return { pods, mtu: UNDERLAY_MTU - 50, byDaemon: false };
-  }
-
-  private async measureRtt(a: Pod, b: Pod, label: string): Promise<Measured> {
+  async measureRtt(a: Pod, b: Pod, label: string): Promise<Measured> {
     const argv = ['ping', '-n', '-q', '-c', '20', '-i', '0.05', b.ip];
     const p = this.ui.progress(this.T.s6.measuring(label));
     const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 20_000 });
@@ -486,7 +453,7 @@ export class DemoRun {
     return { rttAvgMs: m ? Number(m[1]) : undefined, rttOutput: r.stdout, iperfOutput: '' };
   }
 
-  private async measureTput(a: Pod, b: Pod, into: Measured, label: string): Promise<void> {
+  async measureTput(a: Pod, b: Pod, into: Measured, label: string): Promise<void> {
     const { ui, T, lab } = this;
     const server = lab.spawnIn(b.ns, ['iperf3', '-s', '-1'], path.join(lab.dir, `iperf3-${this.placeOf(b).name}.log`));
     await waitFor('iperf3 server', () => tryRun(['ip', 'netns', 'exec', b.ns, 'ss', '-Hltn', 'sport', '=', ':5201']).stdout.includes('5201'), 5000, 25);
@@ -495,9 +462,14 @@ export class DemoRun {
     const p = ui.progress(T.s6.measuring(label));
     const r = await execStatus(['ip', 'netns', 'exec', a.ns, ...argv], { timeoutMs: 30_000 });
     p.done();
-    await this.exitOf(server, 'iperf3 -s', 5000).catch(() => undefined);
+    await exitWithin(server, 5000);
     const lines = (r.stdout + r.stderr).trimEnd().split('\n');
-    const summary = lines.slice(Math.max(0, lines.findIndex((l) => /- - - -/.test(l))));
+    const summary = lines.slice(
+      Math.max(
+        0,
+        lines.findIndex((l) => /- - - -/.test(l)),
+      ),
+    );
     ui.cmd(this.placeOf(a).name, shjoin(argv), T.s6.whyIperf(label), summary.join('\n'));
     const m = /([\d.]+)\s+([KMG]?)bits\/sec.*receiver/.exec(r.stdout);
     if (m) into.mbps = Number(m[1]) * ({ K: 1e-3, M: 1, G: 1e3 } as Record<string, number>)[m[2] || 'M'];
@@ -521,16 +493,6 @@ export class DemoRun {
       self,
     };
   }
-}
-
-/** The JSON `flannel-ts trace --json` prints for one packet. */
-export interface TraceEventJson {
-  direction: 'tx' | 'rx';
-  decision: string;
-  peer?: { subnet: string; publicIp: string };
-  outer?: { src: string; srcPort: number; dst: string; dstPort: number; udpLength: number };
-  inner?: { length: number; ttl: number; protocol: number; src: string; dst: string; icmp?: { type: number; code: number; id?: number; seq?: number } };
-  hex: string;
 }
 
 /** One top-level key per line, so a person can read the real JSON line (hex shortened, and said so). */

@@ -29,7 +29,8 @@ const EN = {
 
   s2: {
     title: '2. Three hosts, flanneld on each, and pods',
-    intro: 'Each host is a namespace whose eth0 is plugged into the switch: the underlay, 198.18.0.0/16, as a data centre network would be. flanneld starts on each with the flags a real node would use:',
+    intro:
+      'Each host is a namespace whose eth0 is plugged into the switch: the underlay, 198.18.0.0/16, as a data centre network would be. flanneld starts on each with the flags a real node would use:',
     whyFlanneld: "--iface: the underlay NIC, whose address becomes the lease's PublicIP; the files go to the demo's directory, not /run/flannel",
     sameOnOthers: (log: string) =>
       `The same on h2 and h3 (logs: ${log}). Each daemon reads the config, picks a free /24, writes its lease to etcd with a transaction that fails if the key exists, creates flannel0 and writes subnet.env.`,
@@ -123,17 +124,12 @@ const EN = {
     title: '6. The same ping over udp and over kernel vxlan',
     intro: (network: string) =>
       `flannel's udp backend makes every packet cross between the kernel and user space twice (flanneld reads flannel0 and writes a socket; on the far host, the reverse); vxlan encapsulates inside the kernel, and the daemon only programs it. To compare on the same hosts, a second network for vxlan, ${network} under its own etcd prefix (the udp config's SubnetMax left it free), and a second flanneld on h1 and h3 with flannel-ts's vxlan backend. It creates flannel.1 and, for each peer, the route, neighbour and fdb entry the seeds show; each host gets a bridge brvx with one pod (h1-vx1, h3-vx1).`,
-    introByHand:
-      "Instead: flannel.1 by hand on h1 and h3, as flannel's vxlan backend sets it up (VNI 1, UDP port 8472; per peer a route, a neighbour and an fdb entry), with a bridge brvx and one pod per host (h1-vx, h3-vx).",
-    whyVxConfig: "a second network, for the vxlan backend, under its own prefix",
+    whyVxConfig: 'a second network, for the vxlan backend, under its own prefix',
     whyVxFlanneld: 'a second flanneld on h1 (and on h3), for the vxlan network: its own prefix, subnet file and admin socket',
     waitingVx: 'waiting for flanneld (vxlan) on h1 and h3',
     readyVx: (s: number) => `flanneld (vxlan) is up on h1 and h3 (${f1(s)} s)`,
     whyVxLeases: "the vxlan leases: BackendType vxlan and BackendData, the VTEP MAC of each host's flannel.1, as in the seeds' etcdctl get",
-    fallback: (why: string) => `flannel-ts's vxlan backend did not come up (${why}): flannel.1 is built by hand instead, as flannel's vxlan backend programs it.`,
     whyNeigh: "the seeds' arp -e: h3's flannel.1 address → its MAC, a permanent neighbour entry",
-    building: 'building flannel.1 on h1 and h3',
-    built: 'flannel.1 is up on h1 and h3',
     whyVxlanLink: 'the vxlan device: VNI 1, local address on eth0, UDP port 8472: encapsulation in the kernel',
     whyVxlanRoute: "h3's vxlan subnet via flannel.1, next hop h3's flannel.1 address (onlink)",
     whyFdb: (ip: string) => `the seeds' bridge fdb show: h3's flannel.1 MAC → ${ip}, the underlay address the VXLAN datagram goes to`,
@@ -149,8 +145,7 @@ const EN = {
     conclusion: (rttU?: number, rttV?: number, mbpsU?: number, mbpsV?: number) =>
       (rttU && rttV && mbpsU && mbpsV
         ? `On this machine, udp's round trip is ${(rttU / rttV).toFixed(1)}× vxlan's and its throughput ${((mbpsU / mbpsV) * 100).toFixed(0)}% of vxlan's: the price of crossing into user space, which flannel-ts keeps down by moving packets in batches. `
-        : '') +
-      'Why use udp at all: where the network drops VXLAN (a cloud security group that passes only TCP, UDP and ICMP), it still gets through, as the seeds say: UDP passes firewalls.',
+        : '') + 'Why use udp at all: where the network drops VXLAN (a cloud security group that passes only TCP, UDP and ICMP), it still gets through, as the seeds say: UDP passes firewalls.',
   },
 
   pkt: {
@@ -180,6 +175,15 @@ const EN = {
     icmpSeq: 'the first echo request',
     icmpData: "ping's payload",
     bytes: (n: number) => `${n} bytes`,
+    vxlan: 'VXLAN header',
+    innerEthernet: "inner Ethernet header: between the two hosts' flannel.1",
+    vxFlags: 'I flag: the VNI is valid',
+    vni: (vni: number) => `VNI ${vni}: flannel's VXLAN network (Backend.VNI)`,
+    vxSrcPort: 'chosen by the kernel from a hash of the inner flow',
+    vxDstPort: "vxlan's port (Backend.Port; Linux's default, IANA's is 4789)",
+    vxInnerTtl: (ttl: number): string => (ttl === 63 ? '64 from the pod, -1 h1 kernel' : ''),
+    innerMacSrc: "h1's flannel.1 (VTEP MAC)",
+    innerMacDst: 'the far flannel.1 (VTEP MAC, from the neighbour entry)',
   },
 
   keep: {
@@ -214,11 +218,11 @@ const EN = {
     needRoot: 'the demo builds network namespaces and TUN devices: run it as root (sudo)',
     missing: (tools: string[]) => `missing: ${tools.join(', ')}. Run bash scripts/setup.sh (etcd-server, etcd-client, tcpdump, iperf3, iproute2, iputils-ping).`,
     keptExists: (state: string, shell: string, down: string) => `a kept demo is still running (${state}): step into it with ${shell}, or tear it down first with ${down}`,
-    observerTimeout: (what: string) => `${what} did not finish in time`,
     daemonNotReady: (h: string) => `flanneld on ${h} did not come up`,
     leasesMismatch: (keys: string[], expected: string[]) => `etcd lists the leases ${keys.join(' ')} but the hosts hold ${expected.join(' ')}`,
-    attach: (what: string) => `${what} to attach`,
     vxlanPath: 'a ping over vxlan from h1-vx to h3-vx',
+    vxlanNotReady:
+      "flannel-ts's vxlan backend did not come up on h1 and h3 (the demo compares udp with it): see flanneld-vx.log in the lab's directory; the kernel needs the vxlan module (modprobe vxlan)",
     pingLost: (out: string) => `the ping across hosts lost packets:\n${out}`,
     noTrace: (file: string, content: string) => `the trace printed no event (${file}):\n${content}`,
     emptyPcap: (file: string) => `tcpdump captured nothing (${file})`,
@@ -252,8 +256,7 @@ const ZH: Text = {
     title: '2. 三台宿主机，每台一个 flanneld，再加上 Pod',
     intro: '每台宿主机是一个命名空间，它的 eth0 接在交换机上：这就是底层网络（underlay），198.18.0.0/16，相当于机房里的物理网络。每台宿主机上用真实节点同样的参数启动 flanneld：',
     whyFlanneld: '--iface 指定底层网卡，它的地址就是租约里的 PublicIP；文件放在演示目录里，不碰 /run/flannel',
-    sameOnOthers: (log) =>
-      `h2、h3 上也一样（日志：${log}）。每个 flanneld 读取配置，挑一个空闲的 /24，用“key 已存在则失败”的事务把租约写进 etcd，创建 flannel0，再写出 subnet.env。`,
+    sameOnOthers: (log) => `h2、h3 上也一样（日志：${log}）。每个 flanneld 读取配置，挑一个空闲的 /24，用“key 已存在则失败”的事务把租约写进 etcd，创建 flannel0，再写出 subnet.env。`,
     waiting: (names) => `等待 ${names.join('、')} 上的 flanneld：先拿到租约，再启动 flannel0`,
     ready: (names, s) => `${names.join('、')} 上的 flanneld 已就绪（${f1(s)} 秒）`,
     podsIntro:
@@ -342,17 +345,12 @@ const ZH: Text = {
     title: '6. 同样的 ping：udp 对比内核 vxlan',
     intro: (network) =>
       `flannel 的 udp 后端让每个包在内核和用户态之间穿越两次（flanneld 读 flannel0、写 socket；对端反过来）；vxlan 则在内核里完成封包，flanneld 只负责配置内核。为了在相同的宿主机上对比，为 vxlan 另建一个网络：${network}，放在自己的 etcd 前缀下（udp 配置的 SubnetMax 把它留了出来），并在 h1 和 h3 上再运行一个使用 flannel-ts vxlan 后端的 flanneld。它创建 flannel.1，并为每个对端写入种子文档里看到的路由、邻居（ARP）记录和 fdb 记录；每台宿主机一个网桥 brvx，上面一个 Pod（h1-vx1、h3-vx1）。`,
-    introByHand:
-      '改为：在 h1 和 h3 上按 flannel vxlan 后端的做法手工建立 flannel.1（VNI 1，UDP 端口 8472；每个对端一条路由、一条邻居（ARP）记录和一条 fdb 记录），配上网桥 brvx，每台宿主机一个 Pod（h1-vx、h3-vx）。',
     whyVxConfig: '为 vxlan 后端另建一个网络，放在自己的前缀下',
     whyVxFlanneld: '在 h1（和 h3）上再启动一个 flanneld，负责 vxlan 网络：自己的前缀、subnet 文件和管理 socket',
     waitingVx: '等待 h1 和 h3 上的 flanneld（vxlan）',
     readyVx: (s) => `h1 和 h3 上的 flanneld（vxlan）已就绪（${f1(s)} 秒）`,
     whyVxLeases: 'vxlan 的租约：BackendType 是 vxlan，BackendData 里是每台宿主机 flannel.1 的 VTEP MAC，和种子文档里 etcdctl get 的结果一样',
-    fallback: (why) => `flannel-ts 的 vxlan 后端没有启动起来（${why}）：改为按 flannel vxlan 后端的做法手工建立 flannel.1。`,
     whyNeigh: '即种子文档里的 arp -e：h3 的 flannel.1 地址 → 它的 MAC，一条永久邻居记录',
-    building: '正在 h1 和 h3 上建立 flannel.1',
-    built: 'h1 和 h3 上的 flannel.1 已就绪',
     whyVxlanLink: 'vxlan 设备：VNI 1，本端地址在 eth0 上，UDP 端口 8472：封包在内核里完成',
     whyVxlanRoute: 'h3 的 vxlan 子网经 flannel.1，下一跳是 h3 的 flannel.1 地址（onlink）',
     whyFdb: (ip) => `即种子文档里的 bridge fdb show：h3 的 flannel.1 MAC → ${ip}，VXLAN 数据报要发往的底层地址`,
@@ -398,6 +396,15 @@ const ZH: Text = {
     icmpSeq: '第一个 echo request',
     icmpData: 'ping 的数据',
     bytes: (n) => `${n} 字节`,
+    vxlan: 'VXLAN 头',
+    innerEthernet: '内层以太网头：两台宿主机的 flannel.1 之间',
+    vxFlags: 'I 标志：VNI 有效',
+    vni: (vni) => `VNI ${vni}：flannel 的 VXLAN 网络（Backend.VNI）`,
+    vxSrcPort: '由内核根据内层流的哈希选出',
+    vxDstPort: 'vxlan 的端口（Backend.Port；Linux 默认值，IANA 分配的是 4789）',
+    vxInnerTtl: (ttl) => (ttl === 63 ? 'Pod 发出 64，h1 内核 -1' : ''),
+    innerMacSrc: 'h1 的 flannel.1（VTEP MAC）',
+    innerMacDst: '对端的 flannel.1（VTEP MAC，来自邻居记录）',
   },
 
   keep: {
@@ -432,11 +439,10 @@ const ZH: Text = {
     needRoot: '演示要创建网络命名空间和 TUN 设备：请以 root 运行（sudo）',
     missing: (tools) => `缺少：${tools.join('、')}。请运行 bash scripts/setup.sh（etcd-server、etcd-client、tcpdump、iperf3、iproute2、iputils-ping）。`,
     keptExists: (state, shell, down) => `还有一个保留的演示在运行（${state}）：用 ${shell} 进入它，或先用 ${down} 拆除`,
-    observerTimeout: (what) => `${what} 没有按时结束`,
     daemonNotReady: (h) => `${h} 上的 flanneld 没有启动起来`,
     leasesMismatch: (keys, expected) => `etcd 列出的租约是 ${keys.join(' ')}，但宿主机持有的是 ${expected.join(' ')}`,
-    attach: (what) => `${what} 挂上`,
     vxlanPath: '经 vxlan 从 h1 的 Pod ping 通 h3 的 Pod',
+    vxlanNotReady: 'flannel-ts 的 vxlan 后端没能在 h1 和 h3 上启动（演示要用它和 udp 对比）：请看实验目录里的 flanneld-vx.log；内核需要 vxlan 模块（modprobe vxlan）',
     pingLost: (out) => `跨宿主机的 ping 丢包了：\n${out}`,
     noTrace: (file, content) => `trace 没有打印任何事件（${file}）：\n${content}`,
     emptyPcap: (file) => `tcpdump 什么也没抓到（${file}）`,

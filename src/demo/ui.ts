@@ -10,6 +10,8 @@ export interface UiOptions {
   progress: boolean;
   /** Wrap narration at this width (default: the terminal's, at most 100). */
   width?: number;
+  /** Where lines go (default: stdout). The web view writes the narration to a log file. */
+  write?: (s: string) => void;
 }
 
 const ESC = '\x1b[';
@@ -157,7 +159,8 @@ export class Ui {
   private lastBlank = true;
 
   line(s = ''): void {
-    process.stdout.write(`${s}\n`);
+    if (this.opts.write) this.opts.write(`${s}\n`);
+    else process.stdout.write(`${s}\n`);
     this.lastBlank = s === '';
   }
 
@@ -227,9 +230,22 @@ export class Ui {
   table(header: string[], rows: string[][], indent = 2): void {
     const widths = header.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ''))));
     const pad = ' '.repeat(indent);
-    const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : padEnd(c, widths[i]))).join('  ').replace(/\s+$/, '');
+    const fmt = (r: string[]) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : padEnd(c, widths[i])))
+        .join('  ')
+        .replace(/\s+$/, '');
     this.line(pad + this.style('bold', fmt(header)));
-    this.line(pad + this.style('dim', widths.filter((w) => w > 0).map((w) => (this.opts.color ? '─' : '-').repeat(w)).join('  ')));
+    this.line(
+      pad +
+        this.style(
+          'dim',
+          widths
+            .filter((w) => w > 0)
+            .map((w) => (this.opts.color ? '─' : '-').repeat(w))
+            .join('  '),
+        ),
+    );
     for (const r of rows) this.line(pad + fmt(r));
   }
 

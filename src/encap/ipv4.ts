@@ -6,9 +6,6 @@ export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
 
-export function version(b: Uint8Array, off: number): number {
-  return b[off] >>> 4;
-}
 export function headerLength(b: Uint8Array, off: number): number {
   return (b[off] & 0x0f) << 2;
 }

@@ -1,6 +1,7 @@
 // flannel's lease acquisition rules (LocalManager.tryAcquireLease), as one
 // function: which subnet a node gets when it starts or has lost its lease.
 
+import { subnetProblem } from './lease-check';
 import { Ip4Net, formatIp4 } from '../routes/ip4';
 import { NetworkConfig } from './config';
 import { SubnetError } from './errors';
@@ -80,7 +81,9 @@ export async function acquireSubnetLease(p: AcquireParams): Promise<RegistryLeas
       deleted.add(l.key);
     }
     if (changedUnderUs) continue;
-    const taken = leases.filter((l) => !deleted.has(l.key));
+    // A key that is no lease under this config (another length, outside the
+    // Network: written by hand) holds nothing: the lease table ignores it too.
+    const taken = leases.filter((l) => !deleted.has(l.key) && subnetProblem(l.subnet, config) === undefined);
 
     // 2. The subnet from the subnet file, if it is still free and fits.
     let subnet: Ip4Net | undefined;

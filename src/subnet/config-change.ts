@@ -37,6 +37,7 @@ export function describeConfigDifference(running: NetworkConfig, now: NetworkCon
   cmp('SubnetMax', formatIp4(running.subnetMax), formatIp4(now.subnetMax));
   cmp('Backend.Type', running.backendType, now.backendType);
   cmp('Backend.Port', running.port, now.port);
+  cmp('EnableNFTables', String(running.enableNFTables), String(now.enableNFTables));
   // Any other backend option (vxlan's VNI, DirectRouting...), by key, case as written.
   const others = (b: Record<string, unknown>) =>
     new Map(Object.entries(b).filter(([k]) => !/^(type|port)$/i.test(k)).map(([k, v]) => [k.toLowerCase(), { k, v: JSON.stringify(v) }]));

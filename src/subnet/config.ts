@@ -25,6 +25,8 @@ export interface NetworkConfig {
   backend: Record<string, unknown>;
   /** The backend's port (udp: Backend.Port, default 8285). */
   port: number;
+  /** EnableNFTables: flannel's masquerade and forward rules in nftables (table ip flannel-ipv4), not iptables. */
+  enableNFTables: boolean;
 }
 
 export interface ParsedConfig {
@@ -98,9 +100,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
       'EnableIPv4 is false, but flannel-ts supports only IPv4 networks yet: remove EnableIPv4 or set it to true',
     );
   }
-  if (optBool(values, 'EnableNFTables')) {
-    warnings.push('EnableNFTables is not supported by flannel-ts yet: masquerading rules (--ip-masq) use iptables');
-  }
+  const enableNFTables = optBool(values, 'EnableNFTables') ?? false;
 
   // --- types of the IPv4 fields (flannel: json.Unmarshal errors) -------------
   const networkRaw = values.get('Network');
@@ -226,7 +226,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
   const { port } = spec.parse(backend, warnings);
 
   return {
-    config: { network, subnetLen, subnetMin: subnetMin >>> 0, subnetMax: subnetMax >>> 0, backendType, backend, port },
+    config: { network, subnetLen, subnetMin: subnetMin >>> 0, subnetMax: subnetMax >>> 0, backendType, backend, port, enableNFTables },
     warnings,
   };
 }

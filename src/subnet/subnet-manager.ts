@@ -14,6 +14,7 @@
 //   'config' (change?: string)  the config in etcd now differs from the running
 //                               one (what changed), or matches it again (undefined)
 
+import { leaseProblem } from './lease-check';
 import { EventEmitter } from 'node:events';
 import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
 import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
@@ -23,6 +24,7 @@ import { LeaseAttrs } from './lease-value';
 import { Logger, silentLogger } from '../util/log';
 import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
 import { Backoff } from './backoff';
+import { Clock, systemClock } from '../util/clock';
 import { LogOnce } from '../util/log-once';
 import { sleep } from '../util/sleep';
 import { acquireSubnetLease } from './acquire';
@@ -43,8 +45,10 @@ export interface SubnetManagerOptions {
   acceptLease?: (lease: Lease) => boolean;
   /** FLANNEL_SUBNET from the subnet file of the previous run (readSubnetFile). */
   previousSubnet?: Ip4Net;
-  /** Renew this many minutes before expiry (--subnet-lease-renew-margin, default 60; fractions allowed for tests). */
+  /** Renew this many whole minutes before expiry (--subnet-lease-renew-margin, default 60). */
   renewMarginMinutes?: number;
+  /** The clock renewals are timed by (default the system's; tests move a manual one). */
+  clock?: Clock;
   log?: Logger;
   /** TTL of the etcd lease, seconds (default 86400, flannel's). */
   leaseTtlSec?: number;
@@ -98,7 +102,8 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   private cfgText: string | undefined;
   private up = false;
   private table: LeaseTable | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
+  private renewTimer: unknown;
+  private readonly clock: Clock;
   private renewing = false;
   private reacquiring: Promise<void> | undefined;
   private activeWatch: { watch: LeaseWatch; end: () => void } | undefined;
@@ -117,14 +122,15 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     this.logOnce = new LogOnce(this.log);
     this.ttlSec = opts.leaseTtlSec ?? LEASE_TTL_SEC;
     const margin = opts.renewMarginMinutes ?? 60;
-    if (!(margin > 0 && margin * 60 < this.ttlSec)) {
+    if (!(Number.isInteger(margin) && margin > 0 && margin * 60 < this.ttlSec)) {
       throw new SubnetError(
         'FLANNEL_ERR_OPTIONS',
-        `--subnet-lease-renew-margin ${margin} is out of range: it must be more than 0 and less than the lease TTL ` +
+        `--subnet-lease-renew-margin ${margin} is out of range: it must be a whole number of minutes, more than 0 and less than the lease TTL ` +
           `(${this.ttlSec / 60} minutes), e.g. the default 60`,
       );
     }
     this.marginMs = margin * 60_000;
+    this.clock = opts.clock ?? systemClock;
     this.configRetryMs = opts.configRetryMs ?? 1000;
     this.retryMinMs = opts.retryMinMs ?? 1000;
     this.retryMaxMs = opts.retryMaxMs ?? 10_000;
@@ -290,7 +296,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   async close(): Promise<void> {
     if (this.stopper.signal.aborted) return;
     this.stopper.abort(Object.assign(new Error('SubnetManager closed'), { name: 'AbortError', code: 'ABORT_ERR' }));
-    clearTimeout(this.renewTimer);
+    this.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
     const w = this.activeWatch;
     this.activeWatch = undefined;
@@ -347,7 +353,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     const config = this.cfg;
     this.reacquiring = (async () => {
       this.log.warn(`${reason}; acquiring a lease again`);
-      clearTimeout(this.renewTimer);
+      this.clock.clearTimeout(this.renewTimer);
       const old = this.own;
       const backoff = new Backoff(this.retryMinMs, this.retryMaxMs);
       let lease: RegistryLease | undefined;
@@ -383,14 +389,14 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   // ---------------------------------------------------------------- renewal
 
   private scheduleRenew(delayMs?: number): void {
-    clearTimeout(this.renewTimer);
+    this.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
     const own = this.own;
     if (this.closed || !own || own.leaseId === '0' || own.expiration === undefined) return; // reservations never expire
-    const due = delayMs ?? own.expiration - this.marginMs - Date.now();
+    const due = delayMs ?? own.expiration - this.marginMs - this.clock.now();
     this.log.debug(`Lease ${own.subnet} (etcd lease ${own.leaseId}) renews in ${Math.max(0, Math.round(due / 1000))} s`);
     // setTimeout fires at once beyond 2^31-1 ms; an early renewal is harmless.
-    this.renewTimer = setTimeout(() => void this.renew(), Math.min(Math.max(0, due), 0x7fffffff));
+    this.renewTimer = this.clock.setTimeout(() => void this.renew(), Math.min(Math.max(0, due), 0x7fffffff));
   }
 
   /** flannel's RenewLease: re-put our key on a fresh 24 h etcd lease, if it is still ours. */
@@ -516,7 +522,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
   }
 
   private applySnapshot(leases: RegistryLease[]): void {
-    if (this.table) this.emitDiff(this.table.reset(leases.filter(this.accept)));
+    if (this.table) this.emitDiff(this.table.reset(leases.filter((l) => this.admit(l))));
     const own = this.own;
     if (!own || this.reacquiring) return;
     const current = leases.find((l) => l.subnet.equals(own.subnet));
@@ -545,7 +551,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
         }
       }
     }
-    if (this.table) this.emitDiff(this.accept(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
+    if (this.table) this.emitDiff(this.admit(lease) ? this.table.upsert(lease) : this.table.remove(lease.subnet));
   }
 
   private onDelete(subnet: Ip4Net): void {
@@ -593,5 +599,34 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     if (up) this.log.info('etcd is reachable');
     else this.log.warn('etcd is unreachable; forwarding continues with the last known leases, retrying');
     this.emit('etcd', up);
+  }
+
+  /**
+   * Whether a lease from etcd may enter the lease table: it fits the network
+   * config (see lease-check.ts) and the backend can reach it. A bad one is
+   * ignored with one warning naming its key (repeats of the same key and
+   * reason, e.g. at every resync, go to debug); another subnet carrying this
+   * node's own PublicIP is a warning (a duplicate PublicIP: two nodes
+   * configured alike, or a stale lease of this node's).
+   */
+  private admit(lease: RegistryLease): boolean {
+    const own = this.own;
+    const isOwn = own !== undefined && lease.subnet.equals(own.subnet);
+    const problem = this.cfg && !isOwn ? leaseProblem(lease.subnet, lease.publicIp, this.cfg) : undefined;
+    if (problem !== undefined) {
+      this.logOnce.log(`lease ${lease.key}`, 'warn', `ignoring subnet lease ${lease.key}: ${problem} (FLANNEL_ERR_LEASE_INVALID; delete the key or fix its value)`, { key: lease.key });
+      return false;
+    }
+    if (!isOwn && lease.publicIp === this.attrs.publicIp) {
+      this.logOnce.log(
+        `lease ${lease.key}`,
+        'warn',
+        `subnet lease ${lease.key} carries this node's PublicIP ${formatIp4(lease.publicIp)} (duplicate PublicIP): another node with the same --public-ip, or a stale lease of this node's; give each node its own --public-ip or delete the key`,
+        { key: lease.key },
+      );
+    } else {
+      this.logOnce.reset(`lease ${lease.key}`);
+    }
+    return this.accept(lease);
   }
 }

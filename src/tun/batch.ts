@@ -60,8 +60,7 @@ export const GRO_MAX_SEGMENTS = 64;
 /** Least slotSize for reading a TUN with TSO: a 65535-byte super-packet behind its 10-byte virtio_net_hdr. */
 export const TSO_MIN_SLOT = 65545;
 
-/** PacketBatch.readInfo after TunDevice.read: packets read from the kernel. */
-export const READ_INFO_READS = 0;
+// PacketBatch.readInfo after TunDevice.read; [0], the packets read, is also read()'s return value.
 /** 1 when the read stopped because the queue was empty (EAGAIN), 0 when the batch filled up. */
 export const READ_INFO_DRAINED = 1;
 /** TCP super-packets split (TSO). */

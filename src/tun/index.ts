@@ -2,4 +2,4 @@
 export * from './batch';
 export { TunDevice, type TunOpenOptions } from './tun-device';
 export { UdpSocket, type UdpOffloads, type UdpOpenOptions } from './udp-socket';
-export { native, type FlannelTunNative, type GroUnit, type PollHandle, type TunOffloads, type TunOpenResult } from './native';
+export { native, type FlannelTunNative, type PollHandle, type TunOffloads, type TunOpenResult } from './native';

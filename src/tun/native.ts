@@ -40,16 +40,6 @@ export interface TunOffloads {
   tso: boolean;
 }
 
-/** One writev of tunWrite as planned by groPlan. */
-export interface GroUnit {
-  /** Rows of the batch in this write, in order; more than one = a GSO super-packet. */
-  rows: number[];
-  /** The 10-byte virtio_net_hdr written first (all zero for a plain packet). */
-  vnetHdr: Buffer;
-  /** A super-packet's IP + TCP header as written (the first row's, patched); null for a plain packet. */
-  header: Buffer | null;
-}
-
 export interface FlannelTunNative {
   /** Opens /dev/net/tun (non-blocking, close-on-exec) and attaches it to a
    *  TUN device, IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) (|IFF_VNET_HDR with a
@@ -86,21 +76,6 @@ export interface FlannelTunNative {
   /** The offloads of a TUN fd now; an fd opened by another thread is probed
    *  (gro is then assumed on when vnetHdr is). Throws for a non-TUN fd. */
   tunOffloads(fd: number): TunOffloads;
-  /** Tests only: what tunWrite with gro would write for rows 0..count-1, one
-   *  unit per writev, in order; no syscall, data is left unchanged. */
-  groPlan(data: Buffer, desc: Int32Array, count: number): GroUnit[];
-  /** Tests only: what tunRead does with one read on a TSO fd, without a
-   *  syscall. data[0..len) holds a 10-byte virtio_net_hdr (host byte order)
-   *  and a packet as the kernel hands them over; it is checksummed or split
-   *  in place, rows of desc filled as tunRead fills them. Returns the rows,
-   *  0 if tunRead would drop the packet, -1 if data/desc are too small. */
-  tsoSplit(data: Buffer, desc: Int32Array, len: number): number;
-  /** Tests only: the folded ones-complement sum (not inverted) of
-   *  data[offset..offset+length), as a 16-bit big-endian number; 0xffff over
-   *  a header or segment whose checksum is right. */
-  onesSum(data: Buffer, offset: number, length: number): number;
-  /** Tests only: the next GSO write on fd carries a header the kernel refuses (EINVAL). */
-  tunTestRefuseGso(fd: number): void;
   /** A blocking IPv4 UDP socket (SO_SNDTIMEO 100 ms, SO_REUSEADDR) bound to
    *  bindAddr:port (0 = any). rcvbuf/sndbuf > 0 set buffer sizes, forced past
    *  net.core.*mem_max when CAP_NET_ADMIN allows. offloads (both default
@@ -163,6 +138,8 @@ export interface FlannelTunNative {
   adoptOffloadState(tunFd: number, udpFd: number, tunFlags: number, sockFlags: number): void;
   /** The descriptor layout compiled into the addon (checked against batch.ts at load). */
   readonly layout: Record<string, number>;
+  /** One sd_notify datagram to `socketPath` ('@name' = abstract); never blocks. Returns bytes sent. (notify.c) */
+  sdNotify(socketPath: string, message: string): number;
   readonly DESC_WORDS: number;
   /** Most messages per udpRecv/udpSend call. */
   readonly MAX_BATCH: number;
@@ -213,7 +190,6 @@ export function checkLayout(compiled: Record<string, number> | undefined, file: 
     MAX_BATCH: batch.MAX_BATCH,
     GRO_MAX_SEGMENTS: batch.GRO_MAX_SEGMENTS,
     TSO_MIN_SLOT: batch.TSO_MIN_SLOT,
-    READ_INFO_READS: batch.READ_INFO_READS,
     READ_INFO_DRAINED: batch.READ_INFO_DRAINED,
     READ_INFO_SUPER: batch.READ_INFO_SUPER,
     READ_INFO_SEGMENTS: batch.READ_INFO_SEGMENTS,

@@ -225,7 +225,12 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
   });
 
   check('host-gw: a public IP that is not the interface address (NAT) is refused, as flannel does', async () => {
-    const n = new BackendNode(hosts[0], 'host-gw', etcd.endpoint, PREFIX['host-gw'], ['--public-ip=198.18.9.9', `--subnet-file=${path.join(hosts[0].dir, 'subnet-nat.env')}`]);
+    // Its own admin socket: the host-gw daemon already running on this host answers on admin-gw.sock.
+    const n = new BackendNode(hosts[0], 'host-gw', etcd.endpoint, PREFIX['host-gw'], [
+      '--public-ip=198.18.9.9',
+      `--subnet-file=${path.join(hosts[0].dir, 'subnet-nat.env')}`,
+      `--admin-socket=${path.join(hosts[0].dir, 'admin-nat.sock')}`,
+    ]);
     const d = n.start();
     assert.equal(await d.exited, 1);
     assert.match(n.log(), /your PublicIP \(198\.18\.9\.9\) differs from interface IP \(198\.18\.0\.1\).*not supported by host-gw backend/);

@@ -155,4 +155,82 @@ describe('bad input', () => {
     await h.waitReady();
     assert.equal(leaseKeys(etcd, prefix).length, 1);
   });
+
+  check('etcd keys that do not fit the network config: ignored with one warning each; unleased subnets still get net-unreachable', async () => {
+    const prefix = uniquePrefix('badleases');
+    writeConfig(etcd, prefix);
+    const value = (ip: string) => JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: 'udp' });
+    const bad: Record<string, string> = {
+      '10.0.0.0-24': 'outside the Network',
+      '198.19.156.0-25': 'is a /25, but SubnetLen is 24',
+      '198.19.0.0-16': 'is a /16, but SubnetLen is 24',
+      '198.19.153.0-24': 'loopback',
+    };
+    for (const k of Object.keys(bad)) etcd.put(`${prefix}/subnets/${k}`, value(k === '198.19.153.0-24' ? '127.0.0.1' : '198.18.0.99'));
+    const h = new Host(lab, 'bl1', '198.18.0.81');
+    hosts.push(h);
+    h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`]);
+    const pod = await h.waitReadyWithPod();
+    await h.daemon!.waitForLog(/flanneld is ready/);
+    await sleep(300); // the first list has been applied
+    const log = h.daemon!.log();
+    for (const [k, why] of Object.entries(bad)) {
+      const lines = log.split('\n').filter((l) => l.includes(`ignoring subnet lease ${prefix}/subnets/${k}:`));
+      assert.equal(lines.length, 1, `${k}: one warning\n${log.slice(-3000)}`);
+      assert.ok(lines[0].includes(why) && lines[0].includes('FLANNEL_ERR_LEASE_INVALID'), lines[0]);
+    }
+    const leases = JSON.parse(h.exec([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${h.adminSocket}`, '--leases'])) as { peers: { subnet: string }[] };
+    assert.deepEqual(leases.peers, [], 'none of them is a peer');
+    // 198.19.160.5 would have matched the /16, 198.19.156.5 the /25: both are unleased.
+    for (const dst of ['198.19.160.5', '198.19.156.5', '198.19.153.5']) {
+      const r = pod.ping(dst, 1, 0.2, 1);
+      assert.match(r.output, /Destination Net Unreachable/, `${dst}: ${r.output}`);
+    }
+    await h.daemon!.stop('SIGTERM');
+  });
+
+  check('admin socket: default <subnet-file>.sock, a live one is a warning (default) or exit 1 naming it (given), a stale one is replaced', async () => {
+    const prefix = uniquePrefix('adminsock');
+    writeConfig(etcd, prefix);
+    const h = new Host(lab, 'as1', '198.18.0.82');
+    hosts.push(h);
+    const flanneld = (extra: string[]) => [process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, '--iface=eth0', ...extra];
+    // A daemon with the default admin socket: beside its subnet file, 0600 from the start.
+    const subnetA = path.join(h.dir, 'subnet-a.env');
+    const logA = path.join(h.dir, 'a.log');
+    lab.spawnIn(h.ns, flanneld([`--subnet-file=${subnetA}`]), logA);
+    await waitFor('daemon a ready', () => fs.existsSync(logA) && fs.readFileSync(logA, 'utf8').includes('flanneld is ready'), 15_000);
+    const sockA = `${subnetA}.sock`;
+    assert.ok(fs.statSync(sockA).isSocket());
+    assert.equal(fs.statSync(sockA).mode & 0o777, 0o600);
+    // `flannel-ts trace` finds it from the subnet file alone.
+    const viaSubnetFile = JSON.parse(h.exec([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--subnet-file=${subnetA}`, '--leases'])) as { local: string };
+    assert.match(viaSubnetFile.local, /^198\.19\./);
+    // Given explicitly while live: exit 1 naming the socket, nothing taken over.
+    const given = h.tryExec([...flanneld([`--subnet-file=${path.join(h.dir, 'subnet-b.env')}`, `--admin-socket=${sockA}`, '--healthz-port=0'])], 20_000);
+    assert.equal(given.status, 1, given.stderr);
+    assert.match(given.stderr, new RegExp(`FLANNEL_ERR_ADMIN_SOCKET|admin socket ${sockA.replace(/[.]/g, '\\.')} is in use by another running flanneld`));
+    assert.ok(fs.statSync(sockA).isSocket(), 'the live socket is untouched');
+    assert.ok(!fs.existsSync(path.join(h.dir, 'subnet-b.env')), 'and the refused daemon changed nothing');
+    // A stale socket file (its daemon was killed): removed and replaced. (Another
+    // host namespace: each flanneld needs its own flannel0; the filesystem is shared.)
+    const h2 = new Host(lab, 'as2', '198.18.0.83');
+    hosts.push(h2);
+    const logC = path.join(h.dir, 'c.log');
+    const subnetC = path.join(h.dir, 'subnet-c.env');
+    h.exec([process.execPath, '-e', `require('net').createServer().listen(${JSON.stringify(`${subnetC}.sock`)},()=>process.exit(0))`]);
+    assert.ok(fs.statSync(`${subnetC}.sock`).isSocket(), 'a socket file nobody listens on');
+    lab.spawnIn(h2.ns, flanneld([`--subnet-file=${subnetC}`, `--admin-socket=${subnetC}.sock`]), logC);
+    await waitFor('daemon c ready', () => fs.existsSync(logC) && fs.readFileSync(logC, 'utf8').includes('flanneld is ready'), 15_000);
+    // The default socket live (a second daemon given the same subnet file): a warning, no tracing, running.
+    const h3 = new Host(lab, 'as3', '198.18.0.84');
+    hosts.push(h3);
+    const logD = path.join(h.dir, 'd.log');
+    lab.spawnIn(h3.ns, flanneld([`--subnet-file=${subnetA}`]), logD);
+    await waitFor('daemon d ready', () => fs.existsSync(logD) && fs.readFileSync(logD, 'utf8').includes('flanneld is ready'), 15_000);
+    assert.match(fs.readFileSync(logD, 'utf8'), /the admin socket .*subnet-a\.env\.sock is in use by another running flanneld: running without the admin socket/);
+    assert.match(h.exec([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--subnet-file=${subnetA}`, '--leases']), /"local":"198\.19\./, 'daemon a still answers on its socket');
+    assert.match(fs.readFileSync(logC, 'utf8'), /Admin socket \(flannel-ts trace\) on /);
+  });
 });
+

@@ -1,7 +1,8 @@
 // flannel's iptables rules end to end, with Debian's iptables (nft backend)
 // inside the lab's host namespaces: --ip-masq (pods reach the outside world
-// as their node; pod-to-pod keeps pod sources), the resync loop, teardown on
-// a clean stop, and --iptables-forward-rules on hosts whose FORWARD policy is
+// as their node; pod-to-pod keeps pod sources), the resync loop, rules that
+// outlive a stop and are reconciled at start, `flannel-ts cleanup`, and
+// --iptables-forward-rules on hosts whose FORWARD policy is
 // DROP. "The outside world" is a namespace at 198.18.0.200 on the underlay
 // switch, with no route to the overlay.
 
@@ -10,7 +11,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
+import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { CniPod, Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
@@ -194,13 +195,53 @@ describe('iptables: --ip-masq and --iptables-forward-rules', () => {
     assert.deepEqual(chainRules(h1, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
   });
 
-  check('a clean stop removes the masquerade rules and leaves the FORWARD rules', async () => {
+  check('SIGTERM leaves every rule; a NEW pod connection while flanneld is stopped goes out masqueraded; the restart changes nothing', async () => {
     const h2 = hosts[1];
+    const snapshot = () => ({
+      nat: [...chainRules(h2, 'nat', 'POSTROUTING'), ...chainRules(h2, 'nat', 'FLANNEL-POSTRTG')],
+      filter: [...chainRules(h2, 'filter', 'FORWARD'), ...chainRules(h2, 'filter', 'FLANNEL-FWD')],
+    });
+    const before = snapshot();
+    assert.deepEqual(before.nat, [MASQ_JUMP, ...expectedMasq(subnetOf(h2))]);
     assert.equal(await h2.daemon!.stop('SIGTERM'), 0);
-    const nat = h2.exec(['iptables-save', '-t', 'nat']);
-    assert.doesNotMatch(nat, /FLANNEL-POSTRTG/, 'chain and jump removed');
-    assert.doesNotMatch(nat, /flanneld masq/);
-    assert.deepEqual(chainRules(h2, 'filter', 'FORWARD'), [FWD_JUMP], 'FORWARD rules stay, as flannel leaves them');
-    assert.deepEqual(chainRules(h2, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD);
+    assert.deepEqual(snapshot(), before, 'identical after the stop');
+    // A fresh socket (new source port): a new conntrack entry, so only a rule
+    // in place now can masquerade it (an old connection keeps its NAT binding).
+    const l = new SourceListener(outside, OUTSIDE, 7002);
+    try {
+      await l.ready();
+      sendUdp(pods.get('h2')!, OUTSIDE, 7002, 'during-stop');
+      assert.equal(await l.sourceOf('during-stop'), hosts[1].ip, 'masqueraded while flanneld is stopped');
+    } finally {
+      l.stop();
+    }
+    const from = h2.daemon!.log().length;
+    h2.startFlanneld(etcd.endpoint, masqArgs);
+    await h2.daemon!.waitForLog(/flanneld is ready/, 15_000, from);
+    assert.match(h2.daemon!.log().slice(from), /masquerade rules for .* are already in place; kept as they are/);
+    assert.deepEqual(snapshot(), before, 'identical after the restart: nothing added, nothing duplicated');
+  });
+
+  check('a restart without --ip-masq removes the masquerade rules an earlier run left (beyond upstream)', async () => {
+    const h2 = hosts[1];
+    await h2.daemon!.stop('SIGTERM');
+    const from = h2.daemon!.log().length;
+    h2.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--iptables-resync=1']);
+    await h2.daemon!.waitForLog(/flanneld is ready/, 15_000, from);
+    assert.doesNotMatch(h2.exec(['iptables-save', '-t', 'nat']), /FLANNEL-POSTRTG|flanneld masq/);
+    assert.deepEqual(chainRules(h2, 'filter', 'FLANNEL-FWD'), EXPECTED_FWD, 'the forward rules, still asked for, stay');
+    assert.equal(h2.subnetEnv().ipMasq, false);
+  });
+
+  check('flannel-ts cleanup removes every rule flanneld installed', async () => {
+    const h1 = hosts[0];
+    await h1.daemon!.stop('SIGTERM');
+    assert.deepEqual(chainRules(h1, 'nat', 'POSTROUTING'), [MASQ_JUMP], 'still there after the stop');
+    const out = h1.exec([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'cleanup', `--subnet-file=${h1.subnetFile}`]);
+    assert.match(out, /removed iptables chains FLANNEL-POSTRTG and FLANNEL-FWD/);
+    assert.match(out, /removed .*subnet\.env\.peers\.json/, 'and the restart state');
+    const all = h1.exec(['iptables-save']);
+    assert.doesNotMatch(all, /FLANNEL-|flanneld (masq|forward)/);
+    assert.match(h1.exec([process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'cleanup', `--subnet-file=${h1.subnetFile}`]), /nothing of flanneld's to remove/);
   });
 });

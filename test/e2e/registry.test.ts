@@ -17,6 +17,7 @@ import { parseNetworkConfig, NetworkConfig } from '../../src/subnet/config';
 import type { Logger } from '../../src/util/log';
 import { EtcdRegistry, RegistryLease } from '../../src/subnet/registry';
 import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
+import { ManualClock } from '../lib/manual-clock';
 
 const ETCD = '/usr/bin/etcd';
 const skip = existsSync(ETCD) ? false : `${ETCD} not installed`;
@@ -325,7 +326,7 @@ describe('SubnetManager', { skip }, () => {
     await waitFor('missing-config log', () => lines.some((l) => /Couldn't fetch network config: flannel config not found/.test(l.msg)));
     await raw.put(`${prefix}/config`).value('{"Network":"198.19.0.0/16","SubnetLen":"24"}').exec();
     await waitFor('bad-config log', () => lines.find((l) => l.level === 'error' && /SubnetLen/.test(l.msg)));
-    await new Promise((r) => setTimeout(r, 300)); // several more retries
+    await waitFor('several more retries', () => lines.filter((l) => l.level === 'debug' && /SubnetLen/.test(l.msg)).length >= 3); // repeats go to debug
     const bad = lines.filter((l) => l.level === 'error' && /SubnetLen/.test(l.msg));
     assert.equal(bad.length, 1, 'each distinct failure is logged once');
     assert.equal(bad[0].fields?.field, 'SubnetLen');
@@ -477,8 +478,7 @@ describe('SubnetManager', { skip }, () => {
     const own = await m.acquireLease(config(NET16));
     m.startWatch(new LeaseTable(8285));
     const key = `${prefix}/subnets/${formatIp4(own.subnet.ip)}-24`;
-    await waitFor('watch up', () => m.etcdUp);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('watch connected', () => lines.some((l) => /^Watching leases from revision/.test(l.msg)));
     const got = new Promise<Lease>((r) => m.once('lease', r));
     await raw.delete().key(key).exec();
     const l = await got;
@@ -491,12 +491,11 @@ describe('SubnetManager', { skip }, () => {
   test('an etcd lease revoked under a running manager: re-acquired; taken-over subnet moves us', async () => {
     const prefix = newPrefix();
     const reg = registry(prefix);
-    const { m } = manager(reg, { publicIp: ip('198.18.0.70') });
+    const { m, lines } = manager(reg, { publicIp: ip('198.18.0.70') });
     const own = (await m.acquireLease(config(NET16))) as RegistryLease;
     const table = new LeaseTable(8285);
     m.startWatch(table);
-    await waitFor('watch up', () => m.etcdUp);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('watch connected', () => lines.some((l) => /^Watching leases from revision/.test(l.msg)));
 
     // Revocation (what expiry looks like): back on the same subnet.
     let got = new Promise<Lease>((r) => m.once('lease', r));
@@ -514,19 +513,27 @@ describe('SubnetManager', { skip }, () => {
     assert.ok(table.localSubnet?.equals(moved.subnet));
   });
 
-  test('renewal re-grants before expiry (short TTL) and keeps the key alive', async () => {
+  test('renewal re-puts the key on a fresh etcd lease before expiry, so the old lease ending does not take it', async () => {
     const prefix = newPrefix();
     const reg = registry(prefix);
-    // TTL 4 s, renew 2.4 s before expiry
-    const { m, lines } = manager(reg, { publicIp: ip('198.18.0.80'), leaseTtlSec: 4, renewMarginMinutes: 0.04 });
+    // flannel's 24 h lease and 60 min margin; the manager's clock is moved to the renewal time.
+    const clock = new ManualClock();
+    const { m, lines } = manager(reg, { publicIp: ip('198.18.0.80'), clock });
     const own = (await m.acquireLease(config(NET16))) as RegistryLease;
     const key = `${prefix}/subnets/${formatIp4(own.subnet.ip)}-24`;
-    await waitFor('two renewals', () => lines.filter((l) => /Lease renewed/.test(l.msg)).length >= 2, 8000);
-    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(Math.abs(own.expiration! - (Date.now() + 24 * 3600_000)) < 60_000, 'a 24 h etcd lease');
+    const due = own.expiration! - 60 * 60_000; // the default margin: 60 minutes before expiry
+    clock.advance(due - clock.now() - 1000);
+    assert.equal(clock.pending, 1, 'the renewal still waits a second before the margin');
+    clock.advance(1000);
+    await waitFor('renewed', () => lines.some((l) => /Lease renewed/.test(l.msg)));
     const stored = await rawValue(key);
-    assert.ok(stored, 'key survives past the first TTL');
-    assert.notEqual(stored.lease, own.leaseId);
-    assert.ok(m.lease!.expiration! > Date.now());
+    assert.ok(stored);
+    assert.notEqual(stored.lease, own.leaseId, 'the key moved to a new etcd lease');
+    // What expiry of the old lease does, now: the key must survive it.
+    await raw.leaseClient.leaseRevoke({ ID: own.leaseId });
+    assert.equal((await rawValue(key))?.lease, stored.lease, 'the key outlives its first lease');
+    assert.equal((m.lease as RegistryLease).leaseId, stored.lease);
   });
 
   test('renew margin must fit in the TTL', () => {
@@ -536,6 +543,7 @@ describe('SubnetManager', { skip }, () => {
       (e: Error & { code?: string }) => e.code === 'FLANNEL_ERR_OPTIONS' && /subnet-lease-renew-margin/.test(e.message),
     );
     assert.throws(() => new SubnetManager({ registry: reg, publicIp: 1, renewMarginMinutes: 0 }), /out of range/);
+    assert.throws(() => new SubnetManager({ registry: reg, publicIp: 1, renewMarginMinutes: 0.5 }), /whole number of minutes/);
   });
 
   // Last: it takes etcd down.

@@ -8,6 +8,7 @@ import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import { Host, Pod } from '../../src/lab/host';
 import { run } from '../../src/lab/sh';
+import { requireCommands } from '../../src/lab/requirements';
 import { test } from 'node:test';
 
 export const FIXTURES = path.join(REPO_ROOT, 'dist/test/e2e/fixtures');
@@ -31,6 +32,7 @@ export function writeConfig(etcd: Etcd, prefix: string, config: object | string 
 
 /** Starts a lab with an etcd; `after` must call `lab.destroy()` (also on failure). */
 export async function startLab(): Promise<{ lab: Lab; etcd: Etcd }> {
+  requireCommands(); // names the missing package before a namespace exists
   const lab = new Lab();
   const etcd = new Etcd(lab);
   await etcd.start();

@@ -113,7 +113,6 @@ describe('parseNetworkConfig: warnings', () => {
     ['Backend without Type', '{"Network":"10.3.0.0/16","Backend":{"Port":9000}}', /Backend has no Type: using "udp"/],
     ['unknown udp option', '{"Network":"10.3.0.0/16","Backend":{"Type":"udp","VNI":1}}', /unknown key "VNI"/],
     ['IPv6 keys without EnableIPv6', '{"Network":"10.3.0.0/16","IPv6Network":"fc00::/48"}', /IPv6Network is ignored/],
-    ['EnableNFTables', '{"Network":"10.3.0.0/16","EnableNFTables":true}', /EnableNFTables is not supported by flannel-ts yet/],
   ];
   for (const [name, json, re] of cases) {
     test(name, () => {
@@ -294,7 +293,9 @@ describe('subnet arithmetic', () => {
     const allButOne: Ip4Net[] = [];
     for (let ip = parseIp4('10.0.0.4'); ip < parseIp4('10.0.3.252'); ip += 4) allButOne.push(new Ip4Net(ip, 30));
     assert.equal(pickFreeSubnet(full, allButOne)!.toString(), '10.0.3.252/30');
-    assert.ok(performance.now() - t0 < 2000, 'too slow');
+    // A guard against quadratic picking (minutes here), not a speed target:
+    // linear picking takes well under a second even on a loaded machine.
+    assert.ok(performance.now() - t0 < 20_000, 'picking is no longer linear in the leases held');
   });
 });
 

@@ -10,6 +10,8 @@ import { CommandError } from '../../src/util/exec';
 import { Ip4Error } from '../../src/routes/ip4';
 import { SubnetError } from '../../src/subnet/errors';
 import { IptablesError } from '../../src/iptables/manager';
+import { NftablesError } from '../../src/iptables/nftables';
+import { AdminSocketError } from '../../src/daemon/admin';
 import { FlagError } from '../../src/cli/flags';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -40,6 +42,8 @@ test('the error classes are FlannelErrors with their code', () => {
     [new Ip4Error('bad'), 'FLANNEL_ERR_BAD_IP'],
     [new SubnetError('FLANNEL_ERR_LEASE_RACE', 'lost'), 'FLANNEL_ERR_LEASE_RACE'],
     [new IptablesError('failed'), 'FLANNEL_ERR_IPTABLES'],
+    [new NftablesError('failed'), 'FLANNEL_ERR_NFTABLES'],
+    [new AdminSocketError('in use'), 'FLANNEL_ERR_ADMIN'],
     [new FlagError('bad flag'), 'FLANNEL_ERR_FLAG'],
   ];
   for (const [e, code] of cases) {

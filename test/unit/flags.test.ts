@@ -46,12 +46,16 @@ describe('defaults', () => {
       publicIp: undefined,
       subnetFile: '/run/flannel/subnet.env',
       subnetLeaseRenewMargin: 60,
-      adminSocket: '/run/flannel/flannel-ts.sock',
+      adminSocket: '/run/flannel/subnet.env.sock',
+      adminSocketGiven: false,
       tunOffload: true,
       tunGro: true,
       udpGso: true,
       udpGro: true,
       ipMasq: false,
+      ipMasqFullyRandomDisable: false,
+      ipBlackholeRoute: false,
+      ifaceCanReach: '',
       healthzIp: '0.0.0.0',
       healthzPort: 0,
       iptablesResync: 5,
@@ -217,13 +221,12 @@ describe('flanneld flags flannel-ts does not implement', () => {
     assert.equal(e.flag, 'kube-subnet-mgr');
     fails(['-kube-api-url=https://k8s:6443'], {}, 'flag --kube-api-url is not supported by flannel-ts yet');
     fails(['--public-ipv6', 'fd00::2'], {}, 'flag --public-ipv6 is not supported by flannel-ts yet');
-    fails(['--iface-can-reach=198.18.0.1'], {}, 'flag --iface-can-reach is not supported by flannel-ts yet');
     fails(['--set-node-network-unavailable=false'], {}, 'flag --set-node-network-unavailable is not supported');
   });
 
   test('every one of them is recognised (never "not defined")', () => {
     const list = unsupportedFlags();
-    for (const name of ['kube-subnet-mgr', 'kube-api-url', 'kube-annotation-prefix', 'kubeconfig-file', 'net-config-path', 'iface-can-reach', 'public-ipv6', 'set-node-network-unavailable', 'ip-masq-fully-random-disable', 'ip-blackhole-route']) {
+    for (const name of ['kube-subnet-mgr', 'kube-api-url', 'kube-annotation-prefix', 'kubeconfig-file', 'net-config-path', 'public-ipv6', 'set-node-network-unavailable']) {
       assert.ok(list.includes(name), name);
     }
     for (const name of list) {
@@ -243,6 +246,32 @@ describe('flanneld flags flannel-ts does not implement', () => {
   test('given their default value they change nothing and are accepted', () => {
     const o = run(['--kube-subnet-mgr=false', '--set-node-network-unavailable=true', '--kube-annotation-prefix', 'flannel.alpha.coreos.com']);
     assert.deepEqual(o.ignoredFlags, ['--kube-subnet-mgr', '--set-node-network-unavailable', '--kube-annotation-prefix']);
+  });
+});
+
+describe('flags upstream units use: --iface-can-reach, --ip-masq-fully-random-disable, --ip-blackhole-route', () => {
+  test('are parsed as flanneld does, from flags and the environment', () => {
+    const o = run(['--iface-can-reach=198.18.0.1', '--ip-masq-fully-random-disable', '-ip-blackhole-route=true']);
+    assert.equal(o.ifaceCanReach, '198.18.0.1');
+    assert.equal(o.ipMasqFullyRandomDisable, true);
+    assert.equal(o.ipBlackholeRoute, true);
+    const e = run([], { FLANNELD_IFACE_CAN_REACH: '198.18.0.9', FLANNELD_IP_BLACKHOLE_ROUTE: 'true', FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE: '1' });
+    assert.deepEqual([e.ifaceCanReach, e.ipBlackholeRoute, e.ipMasqFullyRandomDisable], ['198.18.0.9', true, true]);
+  });
+  test('--iface-can-reach must be an IPv4 address', () => {
+    fails(['--iface-can-reach=eth0'], {}, /not an IPv4 address/);
+  });
+});
+
+describe('--admin-socket', () => {
+  test('defaults to <subnet-file>.sock, so daemons with separate subnet files never share one', () => {
+    const o = run(['--subnet-file=/tmp/x/subnet-vx.env']);
+    assert.equal(o.adminSocket, '/tmp/x/subnet-vx.env.sock');
+    assert.equal(o.adminSocketGiven, false);
+  });
+  test('given, even empty (disabled), it is used as given', () => {
+    assert.deepEqual([run(['--admin-socket=/tmp/a.sock']).adminSocket, run(['--admin-socket=/tmp/a.sock']).adminSocketGiven], ['/tmp/a.sock', true]);
+    assert.equal(run(['--admin-socket=']).adminSocket, '');
   });
 });
 

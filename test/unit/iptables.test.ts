@@ -8,6 +8,10 @@ import assert from 'node:assert/strict';
 
 import {
   IptablesManager,
+  NftablesManager,
+  NftRunner,
+  normalizeListing,
+  renderTable,
   IptablesRunner,
   allPresent,
   bootstrapPayload,
@@ -268,5 +272,115 @@ describe('IptablesManager', () => {
     await Promise.all([m.setMasq(NET, SUB), m.setForward(NET), m.ensure(), m.ensure(), m.removeMasq()]);
     assert.equal(maxInFlight, 1);
     assert.equal(inner.rules.length, 3);
+  });
+});
+
+describe('reconcile at start (rules outlive a stop)', () => {
+  test('a restart with the same config changes nothing: no transaction, same rules', async () => {
+    const ipt = new FakeIptables();
+    const first = new IptablesManager({ log: quiet, runner: ipt });
+    await first.setMasq(NET, SUB);
+    await first.setForward(NET);
+    await first.stop(); // a clean stop leaves the rules
+    const before = JSON.stringify(ipt.rules);
+    assert.equal(ipt.rules.length, 10, 'the rules survive stop()');
+    const second = new IptablesManager({ log: quiet, runner: ipt });
+    await second.configure({ masq: { network: NET, subnet: SUB }, forward: { network: NET } });
+    assert.equal(ipt.restores.length, 2, 'the second start ran no iptables-restore');
+    assert.equal(JSON.stringify(ipt.rules), before);
+  });
+
+  test('another Network or subnet: the old rules go, the new ones come, never duplicated', async () => {
+    const ipt = new FakeIptables();
+    await new IptablesManager({ log: quiet, runner: ipt }).setMasq(NET, SUB);
+    await new IptablesManager({ log: quiet, runner: ipt }).setMasq('10.250.0.0/16', '10.250.3.0/24');
+    const nat = ipt.rules.filter((r) => r.table === 'nat');
+    assert.equal(nat.length, 7);
+    assert.ok(!nat.some((r) => r.spec.includes(NET) || r.spec.includes(SUB)), 'nothing of the old network is left');
+    assert.equal(nat.filter((r) => r.chain === 'POSTROUTING').length, 1);
+  });
+
+  test('a duplicated jump (two old daemons) is repaired to one', async () => {
+    const ipt = new FakeIptables();
+    await new IptablesManager({ log: quiet, runner: ipt }).setMasq(NET, SUB);
+    ipt.rules.push({ ...ipt.rules.find((r) => r.chain === 'POSTROUTING')! });
+    await new IptablesManager({ log: quiet, runner: ipt }).setMasq(NET, SUB);
+    assert.equal(ipt.rules.filter((r) => r.chain === 'POSTROUTING').length, 1);
+  });
+
+  test('--ip-masq turned off: removeMasq takes away the rules an earlier run left', async () => {
+    const ipt = new FakeIptables();
+    await new IptablesManager({ log: quiet, runner: ipt }).setMasq(NET, SUB);
+    await new IptablesManager({ log: quiet, runner: ipt }).removeMasq();
+    assert.equal(ipt.rules.length, 0);
+    assert.ok(!ipt.chains.has('nat/FLANNEL-POSTRTG'));
+  });
+
+  test('removeAll (cleanup) removes both sets whatever network they were for', async () => {
+    const ipt = new FakeIptables();
+    const m = new IptablesManager({ log: quiet, runner: ipt });
+    await m.setMasq(NET, SUB);
+    await m.setForward(NET);
+    assert.equal(await new IptablesManager({ log: quiet, runner: ipt }).removeAll(), true);
+    assert.equal(ipt.rules.length, 0);
+    assert.equal(ipt.chains.size, 0);
+    assert.equal(await new IptablesManager({ log: quiet, runner: ipt }).removeAll(), false, 'nothing left the second time');
+  });
+});
+
+describe('NftablesManager', () => {
+  class FakeNft implements NftRunner {
+    table: string | undefined;
+    applied: string[] = [];
+    async list(): Promise<string | undefined> {
+      return this.table;
+    }
+    async apply(script: string): Promise<void> {
+      this.applied.push(script);
+      // The script deletes and re-creates the table: what follows the delete is the table.
+      const body = script.split('\n').slice(2).join('\n');
+      this.table = body.trim() === '' ? undefined : body;
+    }
+  }
+
+  test('the table has upstream layout: ip flannel-ipv4, postrtg (nat, srcnat) and forward (filter) base chains', () => {
+    const t = renderTable({ masq: { network: NET, subnet: SUB, randomFully: true }, forward: { network: NET } });
+    assert.match(t, /^table ip flannel-ipv4 \{/);
+    assert.match(t, /chain postrtg \{\n\t\tcomment "[^"]+"\n\t\ttype nat hook postrouting priority srcnat; policy accept;/);
+    assert.match(t, /chain forward \{[^}]*type filter hook forward priority filter; policy accept;/);
+    assert.match(t, new RegExp(`ip saddr ${NET} ip daddr != 224\\.0\\.0\\.0/4 masquerade fully-random`));
+    assert.match(t, /meta mark & 0x00004000 == 0x00004000 return/);
+    assert.doesNotMatch(renderTable({ masq: { network: NET, subnet: SUB, randomFully: false } }), /fully-random/);
+    assert.equal(renderTable({}), '');
+  });
+
+  test('same config again: no transaction; another network: one atomic replace; removeAll deletes the table', async () => {
+    const nft = new FakeNft();
+    const m = new NftablesManager({ log: quiet, runner: nft });
+    await m.setMasq(NET, SUB);
+    await m.setForward(NET);
+    assert.equal(nft.applied.length, 2);
+    // nft prints with handles when asked; the comparison ignores them and indentation.
+    nft.table = nft.table!.replace(/return\n/, 'return # handle 7\n');
+    const again = new NftablesManager({ log: quiet, runner: nft });
+    await again.configure({ masq: { network: NET, subnet: SUB }, forward: { network: NET } });
+    assert.equal(nft.applied.length, 2, 'nothing applied when the table is already right');
+    assert.equal(await again.ensure(), false);
+    await new NftablesManager({ log: quiet, runner: nft }).configure({ masq: { network: '10.250.0.0/16', subnet: '10.250.3.0/24' } });
+    assert.match(nft.applied.at(-1)!, /^table ip flannel-ipv4\ndelete table ip flannel-ipv4\n/);
+    assert.doesNotMatch(nft.table!, new RegExp(NET.replace(/\./g, '\\.')));
+    assert.doesNotMatch(nft.table!, /chain forward/, 'forward rules not asked for by this run are gone');
+    assert.equal(await m.removeAll(), true);
+    assert.equal(nft.table, undefined);
+  });
+
+  test('a resync repairs a table someone changed', async () => {
+    const nft = new FakeNft();
+    const m = new NftablesManager({ log: quiet, runner: nft });
+    await m.setMasq(NET, SUB);
+    nft.table = nft.table!.replace(/\t+ip saddr [^\n]*masquerade fully-random\n/, '');
+    assert.equal(await m.ensure(), true);
+    assert.equal(m.stats.reinstalls, 1);
+    assert.equal(normalizeListing(nft.table!), normalizeListing(renderTable({ masq: { network: NET, subnet: SUB, randomFully: true } })));
   });
 });

@@ -192,7 +192,7 @@ describe('contrib: the systemd unit and /etc/sysconfig/flanneld', () => {
     assert.equal(o.healthzPort, 8471);
   });
 
-  test("ExecStartPost writes the seed's docker options file, waiting for this start's subnet.env", () => {
+  test("Type=notify: ExecStartPost writes the seed's docker options file after READY=1 (this start's subnet.env)", () => {
     const post = expandExec(directive('ExecStartPost')[0], {});
     assert.match(post[0], /\/flannel-ts$/);
     assert.equal(post[1], 'mk-docker-opts');
@@ -200,8 +200,9 @@ describe('contrib: the systemd unit and /etc/sysconfig/flanneld', () => {
     assert.equal(o.combinedKey, 'DOCKER_NETWORK_OPTIONS');
     assert.equal(o.dockerEnv, '/run/flannel/docker');
     assert.equal(o.flannelEnv, '/run/flannel/subnet.env');
-    assert.ok(o.waitSeconds > 0);
-    assert.ok(Number(directive('TimeoutStartSec')[0]) > o.waitSeconds, 'systemd gives the wait time to finish');
+    assert.deepEqual(directive('Type'), ['notify'], 'flanneld sends READY=1 (src/daemon/notify.ts)');
+    assert.equal(o.waitSeconds, 0, 'no -w: after READY=1 the file is this start\'s, and a quick restart does not rewrite it');
+    assert.ok(Number(directive('TimeoutStartSec')[0]) >= 60, 'a cold start may wait for etcd');
     assert.match(unit, /^Before=docker\.service$/m);
     assert.match(unit, /^RequiredBy=docker\.service$/m);
   });

@@ -5,7 +5,8 @@
 
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ip4Net, parseIp4 } from '../../src/routes/ip4';
+import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
+import { leaseProblem } from '../../src/subnet/lease-check';
 import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
 import { parseNetworkConfig } from '../../src/subnet/config';
 import { RegistryError } from '../../src/subnet/errors';
@@ -14,8 +15,11 @@ import type { Logger } from '../../src/util/log';
 import { LeaseList, LeaseWatch, LeaseWatchHandlers, RegistryLease, SubnetRegistry } from '../../src/subnet/registry';
 import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
 import { subnetKey } from '../../src/subnet/subnets';
+import { ManualClock } from '../lib/manual-clock';
 
 const PREFIX = '/coreos.com/network';
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
 
 /** etcd in a Map: revisions, conditional writes, watches that can be broken, and an off switch. */
 class FakeRegistry implements SubnetRegistry {
@@ -28,6 +32,8 @@ class FakeRegistry implements SubnetRegistry {
   /** Next createLease calls answer "conflict" this many times. */
   conflicts = 0;
   watches: Array<{ from: number; h: LeaseWatchHandlers; live: boolean }> = [];
+  /** Time for lease expirations: the manager's clock in the renewal tests. */
+  now: () => number = Date.now;
 
   private check(op: string): void {
     this.calls.push(op);
@@ -55,7 +61,7 @@ class FakeRegistry implements SubnetRegistry {
   put(sn: string, publicIp: string, opts: { reservation?: boolean; silent?: boolean } = {}): void {
     const watches = this.watches;
     if (opts.silent) this.watches = [];
-    this.write(Ip4Net.parse(sn), { publicIp: parseIp4(publicIp), backendType: 'udp' }, opts.reservation ? '0' : String(this.revision + 100), opts.reservation ? undefined : Date.now() + 86400_000);
+    this.write(Ip4Net.parse(sn), { publicIp: parseIp4(publicIp), backendType: 'udp' }, opts.reservation ? '0' : String(this.revision + 100), opts.reservation ? undefined : this.now() + 86400_000);
     this.watches = watches;
   }
   del(sn: string, opts: { silent?: boolean } = {}): void {
@@ -93,13 +99,13 @@ class FakeRegistry implements SubnetRegistry {
       return false;
     }
     if (this.keys.has(this.key(sn))) return false;
-    return this.write(sn, attrs, String(this.revision + 1000), Date.now() + ttl * 1000);
+    return this.write(sn, attrs, String(this.revision + 1000), this.now() + ttl * 1000);
   }
   async updateLease(existing: RegistryLease, attrs: LeaseAttrs, ttl = 86400): Promise<RegistryLease | false> {
     this.check('update');
     const cur = this.keys.get(existing.key);
     if (!cur || cur.modRevision !== existing.modRevision) return false;
-    return this.write(existing.subnet, attrs, String(this.revision + 1000), Date.now() + ttl * 1000);
+    return this.write(existing.subnet, attrs, String(this.revision + 1000), this.now() + ttl * 1000);
   }
   async deleteLease(existing: RegistryLease): Promise<boolean> {
     this.check('delete');
@@ -216,7 +222,8 @@ describe('SubnetManager (fake registry)', () => {
     reg.down = true;
     reg.breakWatches();
     await until('down', () => !m.etcdUp);
-    await new Promise((r) => setTimeout(r, 100)); // several failed retries
+    const listsBefore = reg.calls.filter((c) => c === 'list').length;
+    await until('several failed retries', () => reg.calls.filter((c) => c === 'list').length >= listsBefore + 3);
     assert.equal(table.size, 1);
     const failures = m.logLines.filter((l) => /^error: Couldn't list subnet leases/.test(l));
     assert.equal(failures.length, 1, 'a repeated failure is logged once');
@@ -229,9 +236,11 @@ describe('SubnetManager (fake registry)', () => {
     const reg = new FakeRegistry();
     const m = make(reg);
     const p = m.waitForConfig();
-    await new Promise((r) => setTimeout(r, 40));
+    const reads = () => reg.calls.filter((c) => c === 'getConfig').length;
+    await until('the missing config logged', () => m.logLines.some((l) => /^error: Couldn't fetch network config: flannel config not found/.test(l)));
     reg.config = '{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}';
-    await new Promise((r) => setTimeout(r, 40));
+    const readsBefore = reads();
+    await until('the bad config read again and again', () => reads() >= readsBefore + 3);
     reg.config = '{"Network":"198.19.0.0/16"}';
     const c = await p;
     assert.equal(c.network.toString(), '198.19.0.0/16');
@@ -264,71 +273,139 @@ describe('SubnetManager (fake registry)', () => {
     assert.ok(cfg.network.containsNet(l.subnet));
   });
 
-  test('renewal: retried after an error, then re-put on a fresh lease', async () => {
+  test('renewal: due renew-margin before expiry, retried after an error, then re-put on a fresh lease', async () => {
+    const clock = new ManualClock();
     const reg = new FakeRegistry();
-    const m = make(reg, { leaseTtlSec: 1, renewMarginMinutes: 0.01 }); // renew 0.6 s before a 1 s expiry
+    reg.now = () => clock.now();
+    const m = make(reg, { clock, renewMarginMinutes: 60, renewRetryMs: MINUTE }); // 24 h lease: renewal 23 h in
     const first = (await m.acquireLease(cfg)) as RegistryLease;
+    const updates = () => reg.calls.filter((c) => c === 'update').length;
+    clock.advance(23 * HOUR - MINUTE);
+    assert.equal(updates(), 0, 'not renewed an hour and a minute before expiry');
     reg.down = true;
-    await until('failed renewal', () => reg.calls.includes('update'));
-    await until('retry', () => reg.calls.filter((c) => c === 'update').length >= 2);
+    clock.advance(MINUTE);
+    assert.equal(updates(), 1, 'renewed exactly the margin before expiry');
+    await until('the failure logged and a retry scheduled', () => clock.pending === 1 && m.logLines.some((l) => /Error renewing lease \(trying again in 60 s\)/.test(l)));
+    clock.advance(MINUTE);
+    assert.equal(updates(), 2, 'retried a minute later');
+    await until('a retry scheduled again', () => clock.pending === 1);
     reg.down = false;
+    clock.advance(MINUTE);
     await until('renewed', () => (m.lease as RegistryLease).leaseId !== first.leaseId);
     assert.ok(m.lease!.subnet.equals(first.subnet));
-    assert.ok(m.logLines.some((l) => /Error renewing lease/.test(l)));
+    assert.equal(m.lease!.expiration, clock.now() + 24 * HOUR, 'a fresh 24 h lease');
     assert.ok(m.logLines.some((l) => /Lease renewed, new expiration/.test(l)));
+    await until('the next renewal scheduled', () => clock.pending === 1);
   });
 
   test('a renewal whose own write comes back on the watch before the reply is still counted and logged', async () => {
     // The fake delivers a write to watchers before the writer's promise
     // settles: the order a real etcd gives when the watch stream's event
     // overtakes the transaction's reply (they travel on different streams).
+    const clock = new ManualClock();
     const reg = new FakeRegistry();
-    const m = make(reg, { leaseTtlSec: 2, renewMarginMinutes: 0.025 }); // first renewal ~0.5 s in
+    reg.now = () => clock.now();
+    const m = make(reg, { clock });
     const first = (await m.acquireLease(cfg)) as RegistryLease;
     m.startWatch(new LeaseTable(8285));
     await until('watch', () => reg.watches.length > 0 && m.etcdUp);
+    clock.advance(23 * HOUR);
     await until('renewed', () => (m.lease as RegistryLease).leaseId !== first.leaseId);
     await until('counted', () => m.stats.renewals >= 1);
     assert.equal(m.logLines.filter((l) => /^info: Lease renewed, new expiration/.test(l)).length, m.stats.renewals);
   });
 
   test('renewal finds our key taken by another node: moves, emits lease', async () => {
+    const clock = new ManualClock();
     const reg = new FakeRegistry();
-    const m = make(reg, { leaseTtlSec: 1, renewMarginMinutes: 0.01 });
+    reg.now = () => clock.now();
+    const m = make(reg, { clock });
     const first = await m.acquireLease(cfg);
     const moved = new Promise<Lease>((r) => m.once('lease', r));
     reg.put(first.subnet.toString(), '198.18.0.99', { silent: true }); // no watch running: found at renewal
+    clock.advance(23 * HOUR);
     const l = await moved;
     assert.ok(!l.subnet.equals(first.subnet));
     assert.ok(m.logLines.some((x) => /is now held by 198\.18\.0\.99/.test(x)));
   });
 
   test('our key turned into a reservation: renewals stop', async () => {
+    const clock = new ManualClock();
     const reg = new FakeRegistry();
-    const m = make(reg, { leaseTtlSec: 2, renewMarginMinutes: 0.025 }); // first renewal ~0.5 s in
+    reg.now = () => clock.now();
+    const m = make(reg, { clock });
     const first = await m.acquireLease(cfg);
     m.startWatch(new LeaseTable(8285));
     await until('watch', () => reg.watches.length > 0 && m.etcdUp);
+    assert.equal(clock.pending, 1, 'a renewal is scheduled');
     reg.put(first.subnet.toString(), '198.18.0.1', { reservation: true });
     await until('adopted', () => (m.lease as RegistryLease).leaseId === '0');
-    const updates = reg.calls.filter((c) => c === 'update').length;
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.equal(reg.calls.filter((c) => c === 'update').length, updates, 'no renewal of a reservation');
+    assert.equal(clock.pending, 0, 'no renewal scheduled for a reservation');
+    clock.advance(48 * HOUR);
+    assert.equal(reg.calls.filter((c) => c === 'update').length, 0, 'no renewal of a reservation');
     assert.equal(m.lease!.expiration, undefined);
   });
 
   test('close() stops all background work and keeps the lease', async () => {
+    const clock = new ManualClock();
     const reg = new FakeRegistry();
-    const m = make(reg, { leaseTtlSec: 1, renewMarginMinutes: 0.01 });
+    reg.now = () => clock.now();
+    const m = make(reg, { clock });
     const l = await m.acquireLease(cfg);
     m.startWatch(new LeaseTable(8285));
     await until('watch', () => reg.watches.length > 0);
     await m.close();
+    assert.equal(clock.pending, 0, 'no renewal timer left');
     const n = reg.calls.length;
     reg.breakWatches();
-    await new Promise((r) => setTimeout(r, 800)); // past the renewal time
+    clock.advance(48 * HOUR); // past the renewal time
+    await new Promise((r) => setTimeout(r, 50)); // a watch retry would come within retryMaxMs (40 ms): none does
     assert.equal(reg.calls.length, n);
     assert.ok(reg.keys.has(`${PREFIX}/subnets/${subnetKey(l.subnet)}`));
     await assert.rejects(m.waitForConfig(), /closed/);
+  });
+});
+
+describe('leases checked against the network config', () => {
+  test('leaseProblem: outside the Network, another length, unusable PublicIPs', () => {
+    const c = { network: Ip4Net.parse('198.19.0.0/16'), subnetLen: 24 };
+    const p = (sn: string, ip: string) => leaseProblem(Ip4Net.parse(sn), parseIp4(ip), c);
+    assert.equal(p('198.19.5.0/24', '198.18.0.5'), undefined);
+    assert.match(p('10.0.0.0/24', '198.18.0.5')!, /outside the Network 198\.19\.0\.0\/16/);
+    assert.match(p('198.19.156.0/25', '198.18.0.5')!, /is a \/25, but SubnetLen is 24/);
+    assert.match(p('198.19.0.0/16', '198.18.0.5')!, /is a \/16, but SubnetLen is 24/);
+    assert.match(p('198.19.153.0/24', '127.0.0.1')!, /loopback/);
+    assert.match(p('198.19.153.0/24', '224.0.0.5')!, /multicast/);
+    assert.match(p('198.19.153.0/24', '0.0.0.0')!, /unspecified/);
+    assert.match(p('198.19.153.0/24', '255.255.255.255')!, /broadcast/);
+  });
+
+  test('bad keys never reach the table, each warned about once; a duplicate PublicIP is a warning', async () => {
+    const reg = new FakeRegistry();
+    reg.put('198.19.1.0/24', '198.18.0.11');
+    reg.put('10.0.0.0/24', '198.18.0.12');
+    reg.put('198.19.156.0/25', '198.18.0.13');
+    reg.put('198.19.0.0/16', '198.18.0.14');
+    reg.put('198.19.153.0/24', '127.0.0.1');
+    const m = make(reg);
+    await m.acquireLease(cfg);
+    const table = new LeaseTable(8285);
+    m.startWatch(table);
+    await until('initial list', () => table.size >= 1);
+    // Written after this node took its lease (at start it would take this one back as its own).
+    reg.put('198.19.154.0/24', formatIp4(ME));
+    await until('duplicate listed', () => table.size === 2);
+    assert.deepEqual(table.peers().map((l) => l.subnet.toString()).sort(), ['198.19.1.0/24', '198.19.154.0/24']);
+    for (const k of ['10.0.0.0-24', '198.19.156.0-25', '198.19.0.0-16', '198.19.153.0-24']) {
+      assert.equal(m.logLines.filter((l) => l.startsWith('warn') && l.includes(`subnets/${k}:`)).length, 1, k);
+    }
+    assert.ok(m.logLines.some((l) => /198\.19\.154\.0-24 carries this node's PublicIP .* \(duplicate PublicIP\)/.test(l)));
+    // A resync lists them again: no second warning.
+    reg.breakWatches();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(m.logLines.filter((l) => l.startsWith('warn') && l.includes('subnets/198.19.0.0-16:')).length, 1, 'the repeat is debug only');
+    // A bad value put later replaces a good one: the subnet leaves the table.
+    reg.put('198.19.1.0/24', '224.0.0.9');
+    await until('bad update removed', () => table.lookup(parseIp4('198.19.1.1')) === undefined);
   });
 });

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { D_LEN, D_OFF, DESC_WORDS, PacketBatch } from '../../src/tun/batch';
-import { type GroUnit } from '../../src/tun/native';
-import { nativeOrSkip } from '../lib/native-addon';
+import { type GroUnit, testNative } from '../lib/native-test';
 import {
   ACK,
   FIN,
@@ -23,7 +22,8 @@ import {
   tsOption,
 } from '../lib/tun-tcp';
 
-const { addon, skip } = nativeOrSkip();
+// A missing or broken addon fails these tests (npm ci builds it).
+const addon = testNative();
 
 /** A batch holding pkts, row i = pkts[i], stored back to front with odd gaps (rows never at i * slot). */
 function batchOf(pkts: (Buffer | null)[]): PacketBatch {
@@ -41,7 +41,7 @@ function batchOf(pkts: (Buffer | null)[]): PacketBatch {
 function plan(pkts: (Buffer | null)[]): GroUnit[] {
   const b = batchOf(pkts);
   const before = Buffer.from(b.data);
-  const units = addon!.groPlan(b.data, b.desc, b.count);
+  const units = addon.groPlan(b.data, b.desc, b.count);
   assert.ok(before.equals(b.data), 'groPlan leaves data as it was');
   return units;
 }
@@ -86,7 +86,7 @@ function assertPlain(u: GroUnit): void {
   assert.equal(u.rows.length, 1);
 }
 
-describe('groPlan: user-space GRO before the TUN write', { skip }, () => {
+describe('groPlan: user-space GRO before the TUN write', () => {
   it('merges a contiguous run into one super-packet with the right headers', () => {
     const segs = flow(10, 1448, { options: tsOption(77, 55) });
     const u = plan(segs);
@@ -193,7 +193,7 @@ describe('groPlan: user-space GRO before the TUN write', { skip }, () => {
     const segs = flow(3, 1000);
     const b = batchOf(segs);
     b.desc[1 * DESC_WORDS + D_LEN] -= 1;
-    assert.deepEqual(rowsOf(addon!.groPlan(b.data, b.desc, 3)), [[0], [1], [2]]);
+    assert.deepEqual(rowsOf(addon.groPlan(b.data, b.desc, 3)), [[0], [1], [2]]);
   });
 
   it('respects 65535 bytes and 64 segments per super-packet', () => {
@@ -249,7 +249,7 @@ describe('groPlan: user-space GRO before the TUN write', { skip }, () => {
   it('rejects descriptors outside data (RangeError) before planning', () => {
     const b = batchOf(flow(2, 100));
     b.desc[D_OFF] = b.data.length;
-    assert.throws(() => addon!.groPlan(b.data, b.desc, 2), RangeError);
+    assert.throws(() => addon.groPlan(b.data, b.desc, 2), RangeError);
   });
 
   it('onesSum agrees with a plain JS sum at every length and alignment', () => {
@@ -258,13 +258,13 @@ describe('groPlan: user-space GRO before the TUN write', { skip }, () => {
     for (let len = 0; len < 300; len++) {
       for (let off = 0; off < 8; off++) {
         const want = sum16(buf, off, len);
-        const got = addon!.onesSum(buf, off, len);
+        const got = addon.onesSum(buf, off, len);
         // 0 and 0xffff are the same number in ones-complement arithmetic.
         assert.ok(got === want || (got % 0xffff === 0 && want % 0xffff === 0), `len ${len} off ${off}: ${got} vs ${want}`);
       }
     }
-    assert.equal(addon!.onesSum(buf, 0, 2999), sum16(buf, 0, 2999));
+    assert.equal(addon.onesSum(buf, 0, 2999), sum16(buf, 0, 2999));
     const seg = tcpSeg({ seq: 1, payload: 1001 });
-    assert.equal(addon!.onesSum(seg, 0, 20), 0xffff);
+    assert.equal(addon.onesSum(seg, 0, 20), 0xffff);
   });
 });

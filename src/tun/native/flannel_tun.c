@@ -5,15 +5,14 @@
 //   tunRead(fd, data, desc, max, slotSize, info?) -> count
 //   tunWrite(fd, data, desc, count) -> written
 //   tunOffloads(fd) -> { vnetHdr, gro, tso }
-//   groPlan(data, desc, count) -> units;  tsoSplit(data, desc, len) -> rows;
-//   onesSum(data, offset, length)  (tests)
-//   tunTestRefuseGso(fd)  (test hook)
+//   (the test build adds groPlan, tsoSplit, onesSum, tunTestRefuseGso: test_hooks.c)
 //   udpOpen(bindAddr, port, rcvbuf, sndbuf, offloads?) -> fd
 //   udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
 //   udpSend(fd, data, desc, count) -> packets sent
 //   udpOffloads(fd) -> { gso, gro };  udpLocalPort(fd) -> port
 //   pollStart(fd, callback) -> handle;  pollStop(handle)
 //   closeFd(fd)
+//   sdNotify(socketPath, message) -> bytes sent  (notify.c)
 //   DESC_WORDS, MAX_BATCH (numbers)
 #include "flannel_tun.h"
 
@@ -185,10 +184,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunOffloads", NULL, tun_offloads, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "tunTestRefuseGso", NULL, tun_test_refuse_gso, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "groPlan", NULL, gro_plan, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "tsoSplit", NULL, tso_split, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "onesSum", NULL, ones_sum, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -207,10 +202,14 @@ static napi_value init(napi_env env, napi_value exports) {
     { "offloadState", NULL, offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adoptOffloadState", NULL, adopt_offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
     { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },
+    { "sdNotify", NULL, sd_notify_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "DESC_WORDS", NULL, NULL, NULL, NULL, desc_words, napi_enumerable, NULL },
     { "MAX_BATCH", NULL, NULL, NULL, NULL, max_batch, napi_enumerable, NULL },
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+#ifdef FLANNEL_TUN_TEST
+  if (!define_test_exports(env, exports)) return napi_failed(env, napi_generic_failure);
+#endif
   return exports;
 }
 

@@ -58,7 +58,9 @@ typedef struct {
 #define TUN_KNOWN 1       // entry filled (by tunOpen or by probing the fd)
 #define TUN_VNET 2        // IFF_VNET_HDR: every read/write starts with a virtio_net_hdr
 #define TUN_GRO 4         // tunWrite coalesces TCPv4 segments (cleared at the first refusal)
-#define TUN_TEST_REFUSE 8 // test hook: the next GSO write is malformed (tunTestRefuseGso)
+#ifdef FLANNEL_TUN_TEST
+#define TUN_TEST_REFUSE 8 // test build only: the next GSO write is malformed (tunTestRefuseGso)
+#endif
 #define TUN_TSO 16        // TUNSETOFFLOAD CSUM|TSO4: reads may be TCP super-packets, split by tunRead (tun_tso.c)
 
 // The virtio_net_hdr in front of every packet on a TUN_VNET fd.
@@ -191,7 +193,6 @@ napi_value tun_open(napi_env env, napi_callback_info info);
 napi_value tun_read(napi_env env, napi_callback_info info);
 napi_value tun_write(napi_env env, napi_callback_info info);
 napi_value tun_offloads(napi_env env, napi_callback_info info);
-napi_value tun_test_refuse_gso(napi_env env, napi_callback_info info);
 // closeFd: forgets fd's TUN offload state.
 void tun_forget(env_state *st, int fd);
 // The TUN_* flags of fd (probed with TUNGETIFF if this env has not seen it),
@@ -205,12 +206,11 @@ bool tun_set_flags(env_state *st, int fd, int flags);
 // virtio_net_hdr; with TUN_GRO, runs of TCPv4 segments of one flow go as one
 // GSO super-packet. Returns the number of rows (packets) written, or -errno
 // for an fd that is gone (EBADF/EBADFD). *flags may lose TUN_GRO (refusal)
-// and TUN_TEST_REFUSE.
+// and, in the test build, TUN_TEST_REFUSE.
 int64_t tun_write_vnet(int fd, const batch_s *b, int64_t count, int *flags);
 // After a read on a TUN_VNET fd: buf holds the virtio_net_hdr and then len
 // bytes of packet. Completes a NEEDS_CSUM checksum in place.
 void tun_vnet_finish_read(uint8_t *buf, size_t len);
-napi_value gro_plan(napi_env env, napi_callback_info info);
 
 // ---- TUN offloads on read (tun_tso.c) ----
 struct virtio_net_hdr;
@@ -231,8 +231,15 @@ void tso_apply(uint8_t *p, const tso_plan_s *pl);
 // filled; *err is set (and 0 returned) for a read error with nothing read.
 int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_t slot, int32_t *info, int *err);
 void tun_stash_forget(env_state *st, int fd);
-napi_value tso_split(napi_env env, napi_callback_info info);
-napi_value ones_sum(napi_env env, napi_callback_info info);
+// One read's packet at b->data[cur..cur+r) placed into rows from row on, as
+// tunRead on a TSO fd does; *next is where the next read may go.
+int tso_place(const batch_s *b, size_t cur, size_t r, size_t row, size_t *next, int32_t *info);
+
+#ifdef FLANNEL_TUN_TEST
+// ---- the test build's exports (test_hooks.c; groPlan in tun_gro.c) ----
+napi_value gro_plan(napi_env env, napi_callback_info info);
+bool define_test_exports(napi_env env, napi_value exports);
+#endif
 
 napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
@@ -256,6 +263,7 @@ napi_value thread_nice(napi_env env, napi_callback_info info);
 napi_value thread_name(napi_env env, napi_callback_info info);
 napi_value dp_clock(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
+napi_value sd_notify_send(napi_env env, napi_callback_info info); // notify.c
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);
 

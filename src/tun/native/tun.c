@@ -290,17 +290,3 @@ napi_value tun_offloads(napi_env env, napi_callback_info info) {
   static const flag_prop props[] = { { "vnetHdr", TUN_VNET }, { "gro", TUN_GRO }, { "tso", TUN_TSO } };
   return offloads_export(env, info, "tunOffloads", tun_flags, props, sizeof props / sizeof *props);
 }
-
-// tunTestRefuseGso(fd): test hook. The next GSO write on fd carries a header
-// the kernel must refuse (csum_offset 0 for TCP: EINVAL on Linux >= 6.11 and
-// 6.6.44+), to exercise the fallback. Returns nothing.
-napi_value tun_test_refuse_gso(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int fd;
-  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], &fd)) return NULL;
-  env_state *st = get_state(env);
-  int f = tun_flags(st, fd);
-  if (f < 0) return throw_errno(env, -f, "tunTestRefuseGso", NULL, NULL);
-  tun_set_flags(st, fd, f | TUN_TEST_REFUSE);
-  return NULL;
-}

@@ -354,8 +354,12 @@ static int emit_write(void *vctx, const batch_s *b, const gro_run *run) {
   uint8_t *head = b->data + b->desc[(int64_t)run->rows[0] * DESC_WORDS + D_OFF];
   struct virtio_net_hdr vh;
   gro_saved sv;
-  bool refuse = (*c->flags & TUN_TEST_REFUSE) != 0;
+#ifdef FLANNEL_TUN_TEST
+  bool refuse = (*c->flags & TUN_TEST_REFUSE) != 0; // test build only (tunTestRefuseGso)
   *c->flags &= ~TUN_TEST_REFUSE;
+#else
+  const bool refuse = false;
+#endif
   gro_patch(head, run, &vh, &sv, refuse);
 
   struct iovec iov[GRO_RUN_MAX + 1];
@@ -412,7 +416,8 @@ void tun_vnet_finish_read(uint8_t *buf, size_t len) {
   memcpy(p + start + off, &c, 2);
 }
 
-// ---- test exports ----
+// ---- test exports (the test build only: flannel_tun_test.node) ----
+#ifdef FLANNEL_TUN_TEST
 
 typedef struct {
   napi_env env;
@@ -477,22 +482,4 @@ napi_value gro_plan(napi_env env, napi_callback_info info) {
   if (c.failed) return napi_failed(env, napi_generic_failure);
   return c.list;
 }
-
-// onesSum(data, offset, length) -> the folded (not inverted) ones-complement
-// sum of data[offset..offset+length) as a big-endian 16-bit number: 0xffff
-// over a packet with a correct checksum.
-napi_value ones_sum(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int64_t off, len;
-  bool ok = false;
-  void *p;
-  size_t n;
-  if (!get_args(env, info, 3, argv)) return NULL;
-  if (napi_is_buffer(env, argv[0], &ok) != napi_ok || !ok) return throw_type(env, "data must be a Buffer");
-  NAPI_CALL(env, napi_get_buffer_info(env, argv[0], &p, &n));
-  if (!arg_int(env, argv[1], "offset", 0, INT32_MAX, &off) || !arg_int(env, argv[2], "length", 0, INT32_MAX, &len))
-    return NULL;
-  if ((uint64_t)off + (uint64_t)len > n) return throw_range(env, "offset + length exceed data's %zu bytes", n);
-  uint16_t s = csum_fold(csum_add(0, (uint8_t *)p + off, (size_t)len));
-  return make_int(env, ntohs(s));
-}
+#endif

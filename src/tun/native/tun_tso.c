@@ -134,7 +134,7 @@ void tso_apply(uint8_t *p, const tso_plan_s *pl) {
 // *next, the cursor after them), 0 when the packet is dropped (malformed or a
 // GSO type we did not ask for), -1 when it needs more than the bytes left in
 // data or the rows left in desc (nothing changed then).
-static int place(const batch_s *b, size_t cur, size_t r, size_t row, size_t *next, int32_t *info) {
+int tso_place(const batch_s *b, size_t cur, size_t r, size_t row, size_t *next, int32_t *info) {
   uint8_t *buf = b->data + cur;
   struct virtio_net_hdr vh;
   memcpy(&vh, buf, VNET_HDR_LEN);
@@ -188,7 +188,7 @@ int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_
     st->stash_len = 0;
     if (r <= b->data_len) {
       memcpy(b->data, st->stash, r);
-      int n = place(b, 0, r, 0, &next, info);
+      int n = tso_place(b, 0, r, 0, &next, info);
       if (n > 0) {
         row = (size_t)n;
         cur = next;
@@ -218,7 +218,7 @@ int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_
     reads++;
     if (r <= VNET_HDR_LEN) continue; // no packet behind the header
     size_t next;
-    int n = place(b, cur, (size_t)r, row, &next, info);
+    int n = tso_place(b, cur, (size_t)r, row, &next, info);
     if (n > 0) {
       row += (size_t)n;
       cur = next;
@@ -239,25 +239,4 @@ int64_t tun_read_tso(env_state *st, int fd, const batch_s *b, int64_t max, size_
   }
   if (info) info[TUN_INFO_READS] = (int32_t)reads;
   return (int64_t)row;
-}
-
-// ---- test export ----
-
-// tsoSplit(data, desc, len) -> rows
-// What tunRead does with one read on a TSO fd, without a syscall: data[0..len)
-// holds a virtio_net_hdr and a packet as the kernel would hand them over; the
-// packet is checksummed / split in place and rows of desc are filled as
-// tunRead fills them. Returns the rows, 0 if the packet would be dropped, -1
-// if data or desc is too small for its segments.
-napi_value tso_split(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int64_t len;
-  batch_s b;
-  if (!get_args(env, info, 3, argv) || !arg_batch(env, argv[0], argv[1], &b) ||
-      !arg_int(env, argv[2], "len", 0, INT32_MAX, &len))
-    return NULL;
-  if ((size_t)len > b.data_len) return throw_range(env, "len %lld exceeds data's %zu bytes", (long long)len, b.data_len);
-  if (len <= VNET_HDR_LEN) return throw_range(env, "len must exceed the %d-byte virtio_net_hdr", VNET_HDR_LEN);
-  size_t next;
-  return make_int(env, place(&b, 0, (size_t)len, 0, &next, NULL));
 }
