@@ -70,6 +70,21 @@ module.exports = {
       to: { path: '^src/(encap|tun|backend|iptables)/' },
     },
     {
+      name: 'daemon-starts-commands-through-util-exec',
+      comment:
+        'Everything flanneld runs starts commands through src/util/exec.ts (asynchronous, one CommandError). The one exception is backend/kernel.ts, whose ip/bridge -batch coprocesses live as long as the backend.',
+      severity: 'error',
+      from: { path: '^src/(daemon|backend|subnet|iptables|encap|routes|tun|cli/flanneld[.]ts)', pathNot: '^src/backend/kernel[.]ts$' },
+      to: { dependencyTypes: ['core'], path: '^(node:)?child_process$' },
+    },
+    {
+      name: 'daemon-never-loads-cni',
+      comment: 'The CNI plugin and the lab\'s CNI runtime run in their own short-lived processes; flanneld does not load them.',
+      severity: 'error',
+      from: { path: '^src/(daemon|backend|subnet|iptables|encap|routes|tun)/' },
+      to: { path: '^src/cni/' },
+    },
+    {
       name: 'no-runtime-cycles',
       comment: 'A cycle of value imports makes load order matter; type-only cycles are harmless and allowed.',
       severity: 'error',

@@ -2,7 +2,7 @@
 // `flannel-ts demo --web --port 0`, opens the page in Debian's headless
 // chromium at the demo's ping (#step=N), waits for the journey and the
 // layers, takes the screenshot, then SIGTERM (the demo removes its cluster).
-// Run as root: bash scripts/web-screenshot.sh [--lang zh] [--step N] [--out FILE]
+// Run as root: bash scripts/web-screenshot.sh [--lang zh] [--step N] [--out FILE] [--full]
 
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -37,7 +37,8 @@ async function main(argv: string[]): Promise<void> {
       await page.goto(`${url}${lang === 'zh' ? '&lang=zh' : ''}#step=${step}`, { waitUntil: 'domcontentloaded' });
       await page.waitForFunction(() => document.body.dataset.ready === 'yes' && document.body.dataset.journey === 'done', { timeout: 90_000 });
       await new Promise((r) => setTimeout(r, 800)); // the packet's move to its hop
-      await page.screenshot({ path: out, fullPage: true });
+      // The picture a class sees first: the cluster, the hop and the two datagrams' layers (--full: the whole page).
+      await page.screenshot(argv.includes('--full') ? { path: out, fullPage: true } : { path: out, clip: { x: 0, y: 0, width: 1600, height: 1060 } });
       process.stdout.write(`screenshot: ${out}\n`);
     } finally {
       await browser.close();
