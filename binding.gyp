@@ -26,7 +26,8 @@
         "src/tun/native/checksum.c",
         "src/tun/native/udp.c",
         "src/tun/native/poll.c",
-        "src/tun/native/notify.c"
+        "src/tun/native/notify.c",
+        "src/tun/native/wait.c"
       ]
     },
     {

@@ -44,8 +44,6 @@ export const CONFIGS: Config[] = [
   // flannel0's super-packets capped at 62 000 bytes (one UDP send each); see src/tun/configure.ts.
   { name: 'gso-cap', flags: [], after: (h) => h.exec(['ip', 'link', 'set', 'dev', 'flannel0', 'gso_max_size', '62000', 'gso_max_segs', '64']) },
   { name: 'none', flags: OFF_ALL },
-  // flannel0 -> peers on a worker thread (src/backend/udp/tx-worker.ts); not the default.
-  { name: 'tx-worker', flags: [], env: { FLANNEL_TS_TX_WORKER: '1' } },
 ];
 
 interface Options {
@@ -57,7 +55,7 @@ interface Options {
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { duration: 10, repeat: 3, streams: 1, configs: CONFIGS.filter((c) => c.name !== 'tx-worker') };
+  const o: Options = { duration: 10, repeat: 3, streams: 1, configs: [...CONFIGS] };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].replace(/^--?/, '').split('=', 2);
     const v = () => inline ?? argv[++i];

@@ -56,6 +56,14 @@ export interface Backend {
   readonly batchSizes?: Float64Array;
   /** Offloads in use now by feature (tun_tso, tun_gro, udp_gso, udp_gro), for backends with a user-space data plane. */
   readonly offloadsEnabled?: Record<string, boolean>;
+  /**
+   * Backends with a data-plane thread: resolves once it forwards packets
+   * (readiness waits on it: /readyz, and READY=1 for systemd). Kernel backends
+   * leave it undefined (they forward once start() returns).
+   */
+  readonly forwarding?: Promise<void>;
+  /** The data-plane thread's wait statistics and stage times (udp), for /metrics. */
+  readonly dataPlaneStats?: { waitStats: Float64Array; timing: Float64Array | undefined };
   /** Attaches or detaches a packet tracer; absent for kernel backends (no packets pass through flanneld). */
   setTracer?(t: Tracer | undefined): void;
 }

@@ -9,18 +9,22 @@
 //   flannel-ts bench [--backends udp,vxlan,host-gw] [--duration S] [--repeat N]
 //                    [--mtu BYTES] [--json FILE] [--svg FILE]
 //                    [--control-plane] [--cp-leases N] [--cp-burst N] [--cp-memory-leases N]
-//                    [--no-data-plane]
+//                    [--no-data-plane] [--pings N] [--sparse N] [--no-load-latency]
+//                    [--churn-seconds S] [--churn-leases N]
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { Lab } from '../lab/lab';
+import * as path from 'node:path';
+import { Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, Pod } from '../lab/host';
-import { BACKENDS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
+import { BACKENDS, BACKEND_NETWORKS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
+import { execStatus } from '../util/exec';
+import type { ChurnArgs } from './churn-driver';
 import { tryRun, sleep } from '../lab/sh';
 import { controlPlaneBench, startSink } from './control-plane';
-import { cpuSeconds, ping, quantile, tcp, udpSmall } from './measure';
-import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, formatTable, renderSvg, summarize } from './report';
+import { PingResult, cpuSeconds, machineBusySeconds, ping, quantile, tcp, udpSmall } from './measure';
+import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, MetricDef, PHASE_METRICS, formatTable, renderSvg, summarize } from './report';
 
 export interface BenchOptions {
   backends: BackendName[];
@@ -34,6 +38,15 @@ export interface BenchOptions {
   cpLeases: number;
   cpBurst: number;
   cpMemoryLeases: number;
+  /** Dense pings per round (at 5 ms) for the RTT p50/p99. */
+  pings: number;
+  /** Pings at 1 per second per round (all backends at once); 0 = no sparse phase. */
+  sparse: number;
+  /** Ping p50/p99 while a 1 Gbit/s TCP stream and while the unthrottled 1-stream test run. */
+  loadLatency: boolean;
+  /** Seconds of lease churn (pings at 5 ms meanwhile); 0 = no churn phase. */
+  churnSeconds: number;
+  churnLeases: number;
 }
 
 const USAGE = `usage: flannel-ts bench [options]
@@ -53,10 +66,32 @@ the daemon's CPU per GB. Medians of --repeat rounds, backends alternating.
   --cp-burst N           leases written at once (default 1000)
   --cp-memory-leases N   leases held for the memory figure (default 10000)
   --no-data-plane        skip the throughput part (with --control-plane)
+  --pings N              pings at 5 ms per round for RTT p50/p99 (default 1000)
+  --sparse N             also N pings at 1 per second per round, all backends
+                         at once (default 20; 0 = off)
+  --no-load-latency      skip ping under a 1 Gbit/s and an unthrottled TCP stream
+  --churn-seconds S      ping at 5 ms for S s while --churn-leases leases are put
+                         and deleted in etcd in a loop (default 10; 0 = off)
+  --churn-leases N       leases per churn loop (default 240)
 `;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
-  const o: BenchOptions = { backends: [...BACKENDS], duration: 10, repeat: 3, mtu: 1500, dataPlane: true, controlPlane: false, cpLeases: 1000, cpBurst: 1000, cpMemoryLeases: 10_000 };
+  const o: BenchOptions = {
+    backends: [...BACKENDS],
+    duration: 10,
+    repeat: 3,
+    mtu: 1500,
+    dataPlane: true,
+    controlPlane: false,
+    cpLeases: 1000,
+    cpBurst: 1000,
+    cpMemoryLeases: 10_000,
+    pings: 1000,
+    sparse: 20,
+    loadLatency: true,
+    churnSeconds: 10,
+    churnLeases: 240,
+  };
   const num = (k: string, v: string | undefined, min: number, int = true): number => {
     const n = Number(v);
     if (v === undefined || v === '' || !Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) {
@@ -103,6 +138,25 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         break;
       case 'no-data-plane':
         o.dataPlane = false;
+        break;
+      case 'pings':
+        o.pings = num(k, v(), 10);
+        break;
+      case 'sparse':
+        o.sparse = num(k, v(), 0);
+        break;
+      case 'load-latency':
+        o.loadLatency = inline === undefined ? true : inline !== 'false';
+        break;
+      case 'no-load-latency':
+        o.loadLatency = false;
+        break;
+      case 'churn-seconds':
+        o.churnSeconds = num(k, v(), 0, false);
+        break;
+      case 'churn-leases':
+        o.churnLeases = num(k, v(), 1);
+        if (o.churnLeases > 250) throw new Error('bench: --churn-leases is at most 250 (the /26 subnets of a backend Network /18 left beside the hosts)');
         break;
       case 'cp-leases':
         o.cpLeases = num(k, v(), 1);
@@ -151,10 +205,45 @@ interface Round {
   rttP50: number;
   rttP99: number;
   cpuPerGB: number;
+  machineCpuPerGB: number;
+  sparseAvg: number;
+  loadP50: number;
+  loadP99: number;
+  satP50: number;
+  satP99: number;
+  churnP50: number;
+  churnP99: number;
   retransmits: number;
   udpLoss: number;
   pingsLost: number;
 }
+
+/** Pings at 5 ms for about `seconds` (at least 10). */
+const pingsFor = (seconds: number) => Math.max(10, Math.round(seconds / 0.005));
+
+/** Runs the churn driver in `ns` for `seconds`: `leases` fake leases put and deleted in a loop. */
+async function churn(ns: string, etcd: Etcd, b: BackendName, nodes: BackendNode[], seconds: number, leases: number): Promise<{ loops: number; changes: number }> {
+  const args: ChurnArgs = {
+    endpoint: etcd.endpoint,
+    prefix: `/flannel-ts-bench/${b}/network`,
+    backend: b,
+    network: BACKEND_NETWORKS[b],
+    subnetLen: BENCH_SUBNET_LEN,
+    skip: nodes.map((n) => n.env!.subnet),
+    count: leases,
+    durationMs: seconds * 1000,
+    publicBase: '198.18.128.0',
+  };
+  const r = await execStatus(['ip', 'netns', 'exec', ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/churn-driver.js'), JSON.stringify(args)], { timeoutMs: (seconds + 60) * 1000 });
+  if (r.status !== 0) throw new Error(`churn driver for ${b} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { loops: number; changes: number };
+}
+
+/**
+ * SubnetLen of the bench's backend Networks (each a /18): /26 leaves room for
+ * the churn phase's 240 fake leases beside the two hosts.
+ */
+const BENCH_SUBNET_LEN = 26;
 
 async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progress): Promise<Partial<Record<BackendName, BackendResult>>> {
   if (o.mtu !== 1500) lab.setSwitchMtu(o.mtu);
@@ -162,7 +251,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
   const clusters = new Map<BackendName, BackendNode[]>();
   for (const b of o.backends) {
     progress.show(`starting flanneld (${b}) on both hosts`);
-    clusters.set(b, await startBackendCluster(etcd, hosts, b, { prefix: `/flannel-ts-bench/${b}/network` }));
+    clusters.set(b, await startBackendCluster(etcd, hosts, b, { prefix: `/flannel-ts-bench/${b}/network`, subnetLen: BENCH_SUBNET_LEN }));
   }
   const pair = (b: BackendName): [Pod, Pod] => {
     const [n1, n2] = clusters.get(b)!;
@@ -177,6 +266,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
   const rounds = new Map<BackendName, Round[]>(o.backends.map((b) => [b, []]));
   const steps = o.repeat * o.backends.length;
   let step = 0;
+  const avg = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, x) => a + x, 0) / xs.length);
   for (let r = 0; r < o.repeat; r++) {
     // Rotate the order each round so no backend always runs first (or right after another).
     const order = [...o.backends.slice(r % o.backends.length), ...o.backends.slice(0, r % o.backends.length)];
@@ -185,26 +275,63 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
       const [client, server] = pair(b);
       const pids = clusters.get(b)!.map((n) => n.daemon!.pid);
       const say = (what: string) => progress.show(`round ${r + 1}/${o.repeat}, ${b}: ${what}  (${step}/${steps})`);
+      // The machine's idle rate just before, to subtract from its busy time during the TCP tests.
+      say('idle baseline, 1 s');
+      const idle0 = machineBusySeconds();
+      const idleT0 = Date.now();
+      await sleep(1000);
+      const idleRate = (machineBusySeconds() - idle0) / ((Date.now() - idleT0) / 1000);
       const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-      say(`TCP 1 stream, ${o.duration} s`);
-      const t1 = await tcp(client, server, o.duration, 1);
+      const busy0 = machineBusySeconds();
+      const busyT0 = Date.now();
+      say(`TCP 1 stream, ${o.duration} s${o.loadLatency ? ', pinging meanwhile' : ''}`);
+      const [t1, sat] = await Promise.all([tcp(client, server, o.duration, 1), o.loadLatency ? ping(client, server, pingsFor(o.duration), 0.005) : undefined]);
       say(`TCP 4 streams, ${o.duration} s`);
       const t4 = await tcp(client, server, o.duration, 4);
       const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0;
+      const machine = machineBusySeconds() - busy0 - idleRate * ((Date.now() - busyT0) / 1000);
+      let load: PingResult | undefined;
+      if (o.loadLatency) {
+        say(`TCP 1 stream at 1 Gbit/s, ${o.duration} s, pinging meanwhile`);
+        [, load] = await Promise.all([tcp(client, server, o.duration, 1, '1G'), ping(client, server, pingsFor(o.duration), 0.005)]);
+      }
       say(`UDP 64-byte packets, ${o.duration} s`);
       const u = await udpSmall(client, server, o.duration);
-      say('200 pings at 10 ms');
-      const p = await ping(client, server, 200, 0.01);
+      say(`${o.pings} pings at 5 ms`);
+      const p = await ping(client, server, o.pings, 0.005);
+      let churned: PingResult | undefined;
+      if (o.churnSeconds > 0) {
+        say(`${pingsFor(o.churnSeconds)} pings at 5 ms while ${o.churnLeases} leases churn in etcd`);
+        [churned] = await Promise.all([ping(client, server, pingsFor(o.churnSeconds), 0.005), churn(hosts[0].ns, etcd, b, clusters.get(b)!, o.churnSeconds, o.churnLeases)]);
+      }
+      const gb = (t1.bytes + t4.bytes) / 1e9;
       rounds.get(b)!.push({
         tcp1: t1.bps / 1e9,
         tcp4: t4.bps / 1e9,
         udp64: u.pps / 1e3,
         rttP50: quantile(p.rttsMs, 0.5),
         rttP99: quantile(p.rttsMs, 0.99),
-        cpuPerGB: cpu / ((t1.bytes + t4.bytes) / 1e9),
+        cpuPerGB: cpu / gb,
+        machineCpuPerGB: Math.max(0, machine) / gb,
+        sparseAvg: NaN,
+        loadP50: load ? quantile(load.rttsMs, 0.5) : NaN,
+        loadP99: load ? quantile(load.rttsMs, 0.99) : NaN,
+        satP50: sat ? quantile(sat.rttsMs, 0.5) : NaN,
+        satP99: sat ? quantile(sat.rttsMs, 0.99) : NaN,
+        churnP50: churned ? quantile(churned.rttsMs, 0.5) : NaN,
+        churnP99: churned ? quantile(churned.rttsMs, 0.99) : NaN,
         retransmits: t1.retransmits + t4.retransmits,
         udpLoss: u.lossPercent,
-        pingsLost: p.sent - p.received,
+        pingsLost: p.sent - p.received + (churned ? churned.sent - churned.received : 0),
+      });
+    }
+    if (o.sparse > 0) {
+      // Sparse traffic, every backend at once (a ping a second hardly disturbs another).
+      progress.show(`round ${r + 1}/${o.repeat}: ${o.sparse} pings at 1 per second, every backend at once`);
+      const sparse = await Promise.all(o.backends.map((b) => ping(pair(b)[0], pair(b)[1], o.sparse, 1)));
+      o.backends.forEach((b, i) => {
+        const rs = rounds.get(b)!;
+        rs[rs.length - 1].sparseAvg = avg(sparse[i].rttsMs);
       });
     }
   }
@@ -213,7 +340,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
   for (const b of o.backends) {
     const rs = rounds.get(b)!;
     const metrics: BackendResult['metrics'] = {};
-    for (const m of METRICS) metrics[m.id] = summarize(rs.map((x) => x[m.id as keyof Round]));
+    for (const m of benchMetrics(o)) metrics[m.id] = summarize(rs.map((x) => x[m.id as keyof Round]));
     out[b] = {
       metrics,
       tcpRetransmits: rs.reduce((s, x) => s + x.retransmits, 0),
@@ -225,7 +352,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
   const vx = out.vxlan;
   if (vx) {
     for (const b of o.backends) {
-      for (const m of METRICS) {
+      for (const m of benchMetrics(o)) {
         if (m.noRatio) continue;
         const r = out[b]!.metrics[m.id];
         const base = vx.metrics[m.id].median;
@@ -234,6 +361,12 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
     }
   }
   return out;
+}
+
+/** The metrics this run measures: METRICS, then those of the phases that ran. */
+export function benchMetrics(o: BenchOptions): MetricDef[] {
+  const on = { sparse: o.sparse > 0, load: o.loadLatency, churn: o.churnSeconds > 0 };
+  return [...METRICS, ...PHASE_METRICS.filter((m) => on[m.phase]).map(({ phase: _phase, ...m }) => m)];
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -265,11 +398,26 @@ export async function main(argv: string[]): Promise<void> {
       schema: 'flannel-ts-bench/1',
       date: new Date().toISOString(),
       machine: machine(),
-      options: { backends: o.backends, duration: o.duration, repeat: o.repeat, mtu: o.mtu, dataPlane: o.dataPlane, controlPlane: o.controlPlane, cpLeases: o.cpLeases, cpBurst: o.cpBurst, cpMemoryLeases: o.cpMemoryLeases },
+      options: {
+        backends: o.backends,
+        duration: o.duration,
+        repeat: o.repeat,
+        mtu: o.mtu,
+        dataPlane: o.dataPlane,
+        controlPlane: o.controlPlane,
+        cpLeases: o.cpLeases,
+        cpBurst: o.cpBurst,
+        cpMemoryLeases: o.cpMemoryLeases,
+        pings: o.pings,
+        sparse: o.sparse,
+        loadLatency: o.loadLatency,
+        churnSeconds: o.churnSeconds,
+        churnLeases: o.churnLeases,
+      },
       topology:
         'two lab hosts (network namespaces on a bridge), one flanneld per backend per host with its own etcd prefix, Network and bridge; ' +
         'one pod per backend per host; traffic pod to pod from h1 to h2',
-      metrics: [...METRICS],
+      metrics: benchMetrics(o),
       backends: {},
       controlPlane: null,
     };

@@ -59,9 +59,10 @@ async function iperf3(client: Pod, args: string[], timeoutMs: number): Promise<I
   }
 }
 
-/** TCP throughput from `client` to the iperf3 server at `server`, `streams` parallel streams. */
-export async function tcp(client: Pod, server: Pod, seconds: number, streams = 1): Promise<TcpResult> {
-  const end = await iperf3(client, ['-c', server.ip, '-t', String(seconds), '-P', String(streams)], (seconds + 30) * 1000);
+/** TCP throughput from `client` to the iperf3 server at `server`, `streams` parallel streams; `bitrate` (e.g. '1G') caps each stream. */
+export async function tcp(client: Pod, server: Pod, seconds: number, streams = 1, bitrate?: string): Promise<TcpResult> {
+  const cap = bitrate ? ['-b', bitrate] : [];
+  const end = await iperf3(client, ['-c', server.ip, '-t', String(seconds), '-P', String(streams), ...cap], (seconds + 30) * 1000);
   return { bps: end.sum_received!.bits_per_second, bytes: end.sum_received!.bytes, retransmits: end.sum_sent?.retransmits ?? 0 };
 }
 
@@ -78,6 +79,18 @@ export async function ping(client: Pod, server: Pod, count = 200, intervalS = 0.
   const r = await execStatus(['ip', 'netns', 'exec', client.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', server.ip], { timeoutMs: (count * intervalS + 10) * 1000 });
   const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { rttsMs: rtts, sent: count, received: rtts.length };
+}
+
+/**
+ * The whole machine's busy CPU seconds so far: user + nice + system + irq +
+ * softirq of every CPU, from /proc/stat's "cpu" line (USER_HZ = 100). The
+ * kernel backends forward in softirq, which no daemon's CPU time shows.
+ */
+export function machineBusySeconds(): number {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq ...
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 if it is gone. */

@@ -23,6 +23,19 @@ export const METRICS: readonly MetricDef[] = [
   { id: 'rttP99', label: 'ping RTT p99', unit: 'ms', better: 'lower', digits: 3 },
   // The kernel backends' daemons only program routes: their CPU per GB is ~0, so no ratio.
   { id: 'cpuPerGB', label: 'daemon CPU per GB', unit: 's/GB', better: 'lower', digits: 2, noRatio: true },
+  // /proc/stat busy time (user, system, softirq) during the TCP tests, minus the idle rate measured just before: kernel forwarding counts too.
+  { id: 'machineCpuPerGB', label: 'machine CPU per GB (busy - idle baseline)', unit: 's/GB', better: 'lower', digits: 2 },
+];
+
+/** Metrics of the optional phases (--sparse, --load-latency, --churn-seconds), after METRICS when they ran. */
+export const PHASE_METRICS: readonly (MetricDef & { phase: 'sparse' | 'load' | 'churn' })[] = [
+  { id: 'sparseAvg', label: 'ping RTT at 1/s, average', unit: 'ms', better: 'lower', digits: 3, phase: 'sparse' },
+  { id: 'loadP50', label: 'ping p50 under 1 Gbit/s TCP', unit: 'ms', better: 'lower', digits: 3, phase: 'load' },
+  { id: 'loadP99', label: 'ping p99 under 1 Gbit/s TCP', unit: 'ms', better: 'lower', digits: 3, phase: 'load' },
+  { id: 'satP50', label: 'ping p50 under unthrottled TCP', unit: 'ms', better: 'lower', digits: 3, phase: 'load' },
+  { id: 'satP99', label: 'ping p99 under unthrottled TCP', unit: 'ms', better: 'lower', digits: 3, phase: 'load' },
+  { id: 'churnP50', label: 'ping p50 during lease churn', unit: 'ms', better: 'lower', digits: 3, phase: 'churn' },
+  { id: 'churnP99', label: 'ping p99 during lease churn', unit: 'ms', better: 'lower', digits: 3, phase: 'churn' },
 ];
 
 export interface MetricResult {
@@ -62,7 +75,7 @@ export interface BenchDocument {
   schema: 'flannel-ts-bench/1';
   date: string;
   machine: { kernel: string; cpus: number; cpuModel: string; node: string; iperf3: string };
-  options: { backends: BackendId[]; duration: number; repeat: number; mtu: number; dataPlane: boolean; controlPlane: boolean; cpLeases: number; cpBurst: number; cpMemoryLeases: number };
+  options: { backends: BackendId[]; duration: number; repeat: number; mtu: number; dataPlane: boolean; controlPlane: boolean; cpLeases: number; cpBurst: number; cpMemoryLeases: number; pings?: number; sparse?: number; loadLatency?: boolean; churnSeconds?: number; churnLeases?: number };
   topology: string;
   metrics: MetricDef[];
   /** Data plane, per backend (empty when --no-data-plane). */

@@ -177,6 +177,10 @@ export class Flanneld {
       this.blackhole.start();
     }
     await this.writeSubnetEnv();
+    // Ready (/readyz, READY=1) only once packets are forwarded: the udp
+    // backend's data-plane thread has entered its loop (start() already
+    // waited for it; kernel backends have no such promise).
+    await backend.forwarding;
     this.markReady(`ready: lease ${this.lease.subnet}, ${table.size} peers`);
     this.started = true;
     this.log.info('flanneld is ready');
@@ -209,6 +213,7 @@ export class Flanneld {
       this.lease = { subnet: w.subnet, publicIp: parseIp4(this.ext!.publicIp), backendType: backend.type };
       this.log.info(`Quick restart: forwarding on the ${table.size} leases known at the last stop (${Math.round((Date.now() - w.savedAt) / 1000)} s ago) while etcd confirms them`);
       if (this.subnetEnvConfirmed(w)) {
+        await backend.forwarding; // the data-plane thread forwards (see start)
         this.markReady(`forwarding on the ${table.size} leases saved at the last stop; confirming with etcd`);
         this.log.info(`Ready on the saved leases (${o.subnetFile} confirmed); etcd confirms the lease next`);
       }
@@ -255,6 +260,7 @@ export class Flanneld {
         counters: () => this.backend?.counters,
         table: () => this.table,
         batchSizes: () => this.backend?.batchSizes,
+        dataPlane: () => this.backend?.dataPlaneStats,
         offloads: () => this.backend?.offloadsEnabled,
         control: () => ({
           etcdUp: this.sm?.etcdUp ?? false,

@@ -1,6 +1,7 @@
-// Prometheus metrics (prom-client). The data plane keeps plain typed-array
-// counters; they are copied into prom-client's metrics at scrape time, so the
-// hot path never calls into a metrics library.
+// Prometheus metrics (prom-client). The data-plane thread keeps typed-array
+// counters in shared memory; they are read here, on the main thread, at
+// scrape time (no message to the thread), so the hot path never calls into a
+// metrics library.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -20,6 +21,8 @@ export interface MetricsSources {
   table: () => LeaseTable | undefined;
   batchSizes: () => Float64Array | undefined;
   control: () => ControlPlaneStats;
+  /** The data-plane thread's wake-ups and stage times (udp backend). */
+  dataPlane?: () => { waitStats: Float64Array; timing: Float64Array | undefined } | undefined;
   /** Offloads in use by feature (udp backend); undefined for kernel backends. */
   offloads?: () => Record<string, boolean> | undefined;
 }
@@ -77,10 +80,9 @@ export function createMetrics(src: MetricsSources): Registry {
     const t = src.table();
     if (!c || !t) return;
     for (const p of t.peers()) {
-      const s = c.peerSlot(p.index);
       const l = { subnet: p.subnet.toString(), public_ip: formatIp4(p.publicIp) };
-      set({ ...l, direction: 'tx' }, c.peer[s + unit]);
-      set({ ...l, direction: 'rx' }, c.peer[s + 2 + unit]);
+      set({ ...l, direction: 'tx' }, c.peerWord(p.index, unit));
+      set({ ...l, direction: 'rx' }, c.peerWord(p.index, 2 + unit));
     }
   };
   const peerLabels = ['subnet', 'public_ip', 'direction'];
@@ -114,6 +116,27 @@ export function createMetrics(src: MetricsSources): Registry {
     set({}, src.counters()?.batches ?? 0);
   });
   registerBatchSizeHistogram(registry, src.batchSizes);
+  mirroredCounter(registry, 'flannel_dataplane_wakeups_total', 'Wake-ups of the data-plane thread with work: blocked = it slept in epoll_wait, spin = found while polling before sleeping.', ['how'], (set) => {
+    const s = src.dataPlane?.()?.waitStats;
+    if (!s) return;
+    set({ how: 'blocked' }, s[0]);
+    set({ how: 'spin' }, s[1]);
+  });
+  mirroredCounter(registry, 'flannel_dataplane_stage_seconds_total', 'With FLANNEL_TS_DP_TIMING=1: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.', ['direction', 'stage'], (set) => {
+    const t = src.dataPlane?.()?.timing;
+    if (!t) return;
+    for (const [d, direction] of [[0, 'tx'], [1, 'rx']] as const) {
+      set({ direction, stage: 'wake_read' }, t[4 * d + 1] / 1e9);
+      set({ direction, stage: 'decide' }, t[4 * d + 2] / 1e9);
+      set({ direction, stage: 'send' }, t[4 * d + 3] / 1e9);
+    }
+  });
+  mirroredCounter(registry, 'flannel_dataplane_stage_batches_total', 'With FLANNEL_TS_DP_TIMING=1: batches timed in flannel_dataplane_stage_seconds_total, by direction.', ['direction'], (set) => {
+    const t = src.dataPlane?.()?.timing;
+    if (!t) return;
+    set({ direction: 'tx' }, t[0]);
+    set({ direction: 'rx' }, t[4]);
+  });
   // The data plane shares the event loop with etcd, metrics and timers: a
   // long delay there is time packets wait in flannel0's and the socket's
   // queues. Since start (prom-client's nodejs_eventloop_lag_* are reset at

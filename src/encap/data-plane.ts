@@ -1,142 +1,221 @@
-// The loop that moves batches: flannel0 -> Encapsulator -> UDP socket, and
-// UDP socket -> Decapsulator -> flannel0. One JS call per readiness wake-up,
-// one read and one send syscall crossing per batch. With TSO on flannel0 a
-// read batch holds whole TCP super-packets, already split by the addon into
-// MTU-sized packets; the Encapsulator routes each super-packet once.
+// The main thread's handle on the data-plane thread (data-plane-thread.ts):
+// starts it on flannel0 and the UDP socket, keeps its lease table in step,
+// relays trace requests and events, and stops it. Counters and the batch
+// histogram are shared memory: reading them needs no message.
+//
+// Lifetime rules:
+// - start() resolves once the thread is forwarding (`forwarding` is the same
+//   promise; readiness waits on it). It rejects if the thread dies first.
+// - If the thread dies afterwards on its own, onDeath(err) is called: flanneld
+//   logs it and exits non-zero (it never runs on without forwarding).
+// - stop() tells the thread to stop, waits until it has exited (terminating it
+//   after a grace period), and only then closes flannel0, the socket, the
+//   epoll fd and the eventfd: no thread or fd is left holding flannel0.
 
-import { LeaseTable } from '../routes/lease-table';
-import { GRO_MAX_SEGMENTS, MAX_PACKET, PacketBatch, READ_INFO_DRAINED, TSO_MIN_SLOT } from '../tun/batch';
-import { TunDevice } from '../tun/tun-device';
-import { UdpSocket } from '../tun/udp-socket';
-import { Counters, DropReason } from './counters';
-import { Decapsulator } from './decapsulator';
-import { Encapsulator } from './encapsulator';
-import { IcmpResponder } from './icmp';
-import { Tracer } from './trace';
+import * as path from 'node:path';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { LeaseTable } from '../routes/lease-table';
+import { native } from '../tun/native';
+import type { TunDevice } from '../tun/tun-device';
+import type { UdpSocket } from '../tun/udp-socket';
+import { Counters } from './counters';
+import type { ControlMessage, DataPlaneThreadData, ThreadMessage } from './data-plane-thread';
+import { Pump, type PumpOptions } from './pump';
+import type { Tracer } from './trace';
 
-export interface DataPlaneOptions {
-  /** Packets per batch (one syscall crossing each way). */
-  batchSize?: number;
-  /**
-   * Batches per wake-up before yielding to the event loop. The fds are
-   * level-triggered, so leftover packets wake us again after etcd, timers etc.
-   */
-  budget?: number;
-  /**
-   * With TSO on flannel0: TUN reads per batch (each may be a 64 KiB
-   * super-packet, split into ~46 rows; at most 1024 rows, udpSend's limit).
-   * Default 16, ~1 MiB of slab (4, 8 and 16 measured the same).
-   */
-  tsoReads?: number;
-  /**
-   * Which way this data plane moves packets: both (default), only flannel0
-   * -> peers (tx), or only peers -> flannel0 (rx). With a TX worker thread
-   * (src/backend/udp/tx-worker.ts) the main thread runs rx and the worker tx.
-   */
-  directions?: 'both' | 'tx' | 'rx';
+export interface DataPlaneOptions extends PumpOptions {
+  /** This node's UDP address (host byte order), for the outer header in traces. */
+  local?: { ip: number; port: number };
+  /** µs the thread polls without blocking after its work, before it sleeps (FLANNEL_TS_DP_SPIN_US). */
+  spinUs?: number;
+  /** Nice value of the data-plane thread alone (FLANNEL_TS_DP_NICE); undefined leaves it as the process's. */
+  nice?: number;
+  /** ms between warm-up rehearsals of an idle thread (Pump.warm); 0 = none (FLANNEL_TS_DP_WARM_MS). */
+  warmMs?: number;
+  /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
+  timing?: boolean;
+  /** Tests only: the thread fails this many ms after it forwards (see data-plane-thread.ts). */
+  testDieAfterMs?: number;
+  /** Something worth a log line that does not stop forwarding (e.g. the nice value was refused). */
+  onWarning?: (msg: string) => void;
+  /** Called if the thread dies on its own after start. */
+  onDeath?: (err: Error) => void;
 }
+
+/** A data-plane thread started ahead of its DataPlane (DataPlane.spawnThread). */
+export interface SpareThread {
+  readonly worker: Worker;
+  exited: boolean;
+  dispose(): void;
+}
+
+/** How long stop() waits for the thread to leave its loop before terminating it. */
+const STOP_GRACE_MS = 2000;
 
 export class DataPlane {
   readonly counters = new Counters();
-  private readonly txBatch: PacketBatch;
-  private readonly rxBatch: PacketBatch;
-  private readonly encap: Encapsulator;
-  private readonly decap: Decapsulator;
-  private readonly icmp: IcmpResponder;
-  private readonly budget: number;
-  private readonly directions: 'both' | 'tx' | 'rx';
-  /** Attached by the admin socket while `flannel-ts trace` runs. */
-  tracer: Tracer | undefined;
-  /** This node's UDP address, for the outer header in traces. */
-  localAddress = { ip: 0, port: 0 };
-  /** Batch-size histogram: index = packets in the batch (for metrics). */
   readonly batchSizes: Float64Array;
+  /** [blocked wake-ups, wake-ups while spinning, ns blocked, last wake (monotonic ns)], written by the thread. */
+  readonly waitStats = new Float64Array(new SharedArrayBuffer(4 * 8));
+  /** Pump.timing's shared words when opts.timing, else undefined. */
+  readonly timing: Float64Array | undefined;
+  /** [tun_tso, tun_gro, udp_gso, udp_gro] as the thread sees them (1 = on). */
+  readonly offloads = new Int32Array(new SharedArrayBuffer(4 * 4));
+  /** Resolves once the thread forwards; rejects if it dies before. */
+  readonly forwarding: Promise<void>;
+  private forwardingNow = false;
+  private worker: Worker | undefined;
+  private wait: { epfd: number; wakeFd: number } | undefined;
+  private control: MessageChannel | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private tracer: Tracer | undefined;
+  private stopping = false;
+  private exited: Promise<void> | undefined;
+  private startThread!: () => void;
+
+  /**
+   * Starts a data-plane thread that boots (a V8 isolate, its modules) and
+   * then waits for its data: spawn it early, pass it to the constructor, and
+   * the boot overlaps setting up flannel0 and the socket (a quick restart
+   * forwards sooner). Unreferenced until used; `dispose` ends an unused one.
+   */
+  static spawnThread(): SpareThread {
+    const worker = new Worker(path.join(__dirname, 'data-plane-thread.js'), {
+      workerData: { dataPlaneThread: true },
+      // The thread's own heap stays small: it allocates nothing per packet.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
+    worker.unref();
+    const spare: SpareThread = { worker, exited: false, dispose: () => void worker.terminate() };
+    worker.once('exit', () => {
+      spare.exited = true;
+    });
+    worker.on('error', () => undefined); // a spare that fails to boot is replaced at start
+    return spare;
+  }
 
   constructor(
     private readonly tun: TunDevice,
     private readonly udp: UdpSocket,
     private readonly table: LeaseTable,
-    opts: DataPlaneOptions = {},
+    private readonly opts: DataPlaneOptions = {},
+    private spare?: SpareThread,
   ) {
-    const size = opts.batchSize ?? 64;
-    this.budget = opts.budget ?? 8;
-    this.directions = opts.directions ?? 'both';
-    // A direction this data plane does not run gets a token batch.
-    const unused = () => new PacketBatch(1, 2048);
-    const reads = opts.tsoReads ?? 16;
-    this.txBatch =
-      this.directions === 'rx'
-        ? unused()
-        : tun.offloads.tso
-          ? // TSO: packed reads of up to 64 KiB each, one row per segment;
-            // udpSend takes at most MAX_BATCH (1024) rows per call.
-            new PacketBatch(reads, TSO_MIN_SLOT + 7, Math.min(reads * 64, 1024))
-          : new PacketBatch(size);
-    // With UDP GRO one received datagram may hold up to 64 packets: room for
-    // `size` datagrams' worth of descriptors pointing into their slots.
-    this.rxBatch = this.directions === 'tx' ? unused() : new PacketBatch(size, MAX_PACKET + 1, size * GRO_MAX_SEGMENTS);
-    this.batchSizes = new Float64Array(Math.max(size * GRO_MAX_SEGMENTS, this.txBatch.descCapacity) + 1);
-    this.icmp = new IcmpResponder();
-    this.encap = new Encapsulator(table, this.counters, this.icmp, this.txBatch.descCapacity);
-    this.decap = new Decapsulator(table, this.counters, this.rxBatch.descCapacity);
+    this.batchSizes = new Float64Array(new SharedArrayBuffer(Pump.histogramLength(opts) * 8));
+    this.timing = opts.timing ? new Float64Array(new SharedArrayBuffer(12 * 8)) : undefined;
+    this.forwarding = new Promise<void>((resolve, reject) => {
+      this.startThread = () => this.spawn(resolve, reject);
+    });
+    this.forwarding.catch(() => undefined); // observed by start(); no unhandled rejection if nobody else waits
   }
 
-  start(): void {
-    if (this.directions !== 'rx') this.tun.onReadable(() => this.pumpTun());
-    if (this.directions !== 'tx') this.udp.onReadable(() => this.pumpUdp());
+  /** True once the thread forwards, until stop() or its death. */
+  get isForwarding(): boolean {
+    return this.forwardingNow;
   }
 
-  private pumpTun(): void {
-    const b = this.txBatch;
-    const c = this.counters;
-    for (let round = 0; round < this.budget; round++) {
-      const n = this.tun.read(b);
-      const info = b.readInfo;
-      if (n === 0) {
-        if (info[READ_INFO_DRAINED] === 1) break;
-        continue; // everything read was dropped (malformed GSO); the queue may hold more
+  /** Starts the thread; resolves when it forwards. */
+  start(): Promise<void> {
+    this.startThread();
+    return this.forwarding;
+  }
+
+  private spawn(resolve: () => void, reject: (e: Error) => void): void {
+    const n = native();
+    this.wait = n.dpWaitOpen([this.tun.fd, this.udp.fd]);
+    const control = new MessageChannel();
+    this.control = control;
+    const data: DataPlaneThreadData = {
+      tunFd: this.tun.fd,
+      tunName: this.tun.name,
+      udpFd: this.udp.fd,
+      epfd: this.wait.epfd,
+      wakeFd: this.wait.wakeFd,
+      control: control.port2,
+      counters: this.counters.shared,
+      batchSizes: this.batchSizes.buffer as SharedArrayBuffer,
+      waitStats: this.waitStats.buffer as SharedArrayBuffer,
+      offloads: this.offloads.buffer as SharedArrayBuffer,
+      pump: { batchSize: this.opts.batchSize, budget: this.opts.budget, tso: this.opts.tso, tsoReads: this.opts.tsoReads },
+      port: this.opts.local?.port ?? 0,
+      table: this.table.snapshot(),
+      local: this.opts.local ?? { ip: 0, port: 0 },
+      offloadState: n.offloadState(this.tun.fd, this.udp.fd),
+      timing: this.timing?.buffer as SharedArrayBuffer | undefined,
+      spinUs: this.opts.spinUs ?? 0,
+      warmMs: this.opts.warmMs ?? 0,
+      testDieAfterMs: this.opts.testDieAfterMs,
+      nice: this.opts.nice,
+    };
+    // Every later change of the control plane's table follows as a message,
+    // with a wake-up so that it applies before the next batch.
+    this.unsubscribe = this.table.onChange((change) => this.send({ type: 'table', change }));
+    const spare = this.spare;
+    this.spare = undefined;
+    const worker = spare && !spare.exited ? spare.worker : DataPlane.spawnThread().worker;
+    worker.ref();
+    worker.postMessage({ type: 'start', data }, [control.port2]);
+    this.worker = worker;
+    this.exited = new Promise<void>((res) => worker.once('exit', () => res()));
+    worker.on('message', (m: ThreadMessage) => {
+      if (m.type === 'forwarding') {
+        if (m.niceRefused) this.opts.onWarning?.(`the data-plane thread keeps the process's nice value (${m.niceRefused})`);
+        this.forwardingNow = true;
+        resolve();
+      } else if (m.type === 'peer-grown') {
+        this.counters.adoptPeer(m.peer);
+      } else if (m.type === 'trace') {
+        this.tracer?.sink(m.event);
       }
-      c.batches++;
-      this.batchSizes[n]++;
-      const toSend = this.encap.process(b);
-      if (this.tracer !== undefined) this.tracer.observe('tx', b, this.encap.verdicts, this.table, this.localAddress);
-      if (toSend > 0) {
-        const sent = this.udp.send(b, n);
-        c.txPackets += sent;
-        if (sent === toSend) c.txBytes += this.encap.lastBytes;
-        c.txDrops[DropReason.send_failed] += toSend - sent;
+    });
+    const died = (err: Error) => {
+      this.forwardingNow = false;
+      if (this.stopping) return;
+      reject(err);
+      this.opts.onDeath?.(err);
+    };
+    worker.on('error', (err) => died(err));
+    worker.on('exit', (code) => died(new Error(`the data-plane thread exited (code ${code}) without being stopped`)));
+  }
+
+  private send(m: ControlMessage): void {
+    if (!this.control || !this.wait) return;
+    this.control.port1.postMessage(m);
+    native().dpWake(this.wait.wakeFd);
+  }
+
+  /** Attaches (or with undefined, detaches) a tracer: the thread filters and samples, the events come back here. */
+  setTracer(t: Tracer | undefined): void {
+    this.tracer = t;
+    if (t) this.send({ type: 'trace', filter: t.filter, sample: t.sampleEvery, max: t.maxPerSecond });
+    else this.send({ type: 'untrace' });
+  }
+
+  /** Stops the thread, then closes flannel0 and the socket (see the top of this file). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.forwardingNow = false;
+    this.unsubscribe?.();
+    this.spare?.dispose();
+    const worker = this.worker;
+    if (worker) {
+      this.send({ type: 'stop' });
+      const timer = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), STOP_GRACE_MS).unref());
+      if ((await Promise.race([this.exited!.then(() => 'exited' as const), timer])) === 'timeout') {
+        // A thread stuck in the addon (it should not be) cannot leave its
+        // wait: closing the fds below wakes epoll_wait with an error.
+        void worker.terminate();
       }
-      if (this.icmp.batch.count > 0) {
-        this.tun.write(this.icmp.batch, this.icmp.batch.count);
-        this.icmp.reset();
-      }
-      if (info[READ_INFO_DRAINED] === 1) break; // the TUN queue is empty
     }
-  }
-
-  private pumpUdp(): void {
-    const b = this.rxBatch;
-    const c = this.counters;
-    for (let round = 0; round < this.budget; round++) {
-      const n = this.udp.recv(b);
-      if (n === 0) break;
-      c.batches++;
-      this.batchSizes[n]++;
-      const toWrite = this.decap.process(b);
-      if (this.tracer !== undefined) this.tracer.observe('rx', b, this.decap.verdicts, this.table, this.localAddress);
-      if (toWrite > 0) {
-        const written = this.tun.write(b, n);
-        c.rxPackets += written;
-        if (written === toWrite) c.rxBytes += this.decap.lastBytes;
-        c.rxDrops[DropReason.tun_write_failed] += toWrite - written;
-      }
-      // n counts packets, not datagrams (GRO): keep going until a call comes
-      // back empty or the budget is spent; level-triggered polling resumes us.
+    if (this.wait) {
+      native().closeFd(this.wait.epfd);
+      native().closeFd(this.wait.wakeFd);
+      this.wait = undefined;
     }
-  }
-
-  stop(): void {
+    this.control?.port1.close();
     this.tun.close();
     this.udp.close();
+    if (worker) await this.exited;
   }
 }

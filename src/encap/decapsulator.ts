@@ -3,9 +3,9 @@
 // subnet (not its broadcast address). Everything else is dropped and counted: the
 // overlay must not become a way into pods.
 
-import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, DESC_WORDS } from '../tun/batch';
-import { Counters, DropReason } from './counters';
+import type { LeaseTable } from '../routes/lease-table';
+import { type PacketBatch, D_ADDR, D_LEN, D_OFF, DESC_WORDS } from '../tun/batch';
+import { type Counters, DropReason } from './counters';
 import * as ip from './ipv4';
 
 export class Decapsulator {
@@ -16,7 +16,11 @@ export class Decapsulator {
     capacity = 4096,
   ) {
     this.verdicts = new Uint8Array(capacity);
+    this.peerOf = new Int32Array(capacity);
   }
+
+  /** Per admitted descriptor of the last `process` call: the sending peer's index (counted after the write, in pump.ts). */
+  readonly peerOf: Int32Array;
 
   /**
    * Per descriptor of the last `process` call: 0 = forwarded, else the
@@ -38,6 +42,7 @@ export class Decapsulator {
     const c = this.counters;
     const drops = c.rxDrops;
     const v = this.verdicts;
+    const po = this.peerOf;
     const local = this.table.localSubnet;
     if (local === undefined) {
       // No lease yet: nothing can be for us.
@@ -83,7 +88,7 @@ export class Decapsulator {
       const dst = ip.dst(d, off);
       // The network address stays admissible: it is flannel0's own /32, the
       // source the kernel picks when this host itself talks to remote pods.
-      if (((dst & mask) >>> 0) !== net || dst === bcast) {
+      if ((dst & mask) >>> 0 !== net || dst === bcast) {
         drops[DropReason.not_for_this_host]++;
         v[i] = DropReason.not_for_this_host;
         desc[k + D_LEN] = 0;
@@ -95,9 +100,7 @@ export class Decapsulator {
         desc[k + D_LEN] = 0;
         continue;
       }
-      const slot = c.peerSlot(peer.index);
-      c.peer[slot + 2]++;
-      c.peer[slot + 3] += len;
+      po[i] = peer.index;
       bytes += len;
       v[i] = 0;
       out++;

@@ -2,10 +2,10 @@
 // The packet itself becomes the UDP payload unchanged but for TTL and header
 // checksum (flannel's wire format: nothing added).
 
-import { LeaseTable } from '../routes/lease-table';
-import { PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../tun/batch';
-import { Counters, DropReason } from './counters';
-import { IcmpResponder } from './icmp';
+import type { LeaseTable } from '../routes/lease-table';
+import { type PacketBatch, D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, READ_INFO_SUPER } from '../tun/batch';
+import { type Counters, DropReason } from './counters';
+import type { IcmpResponder } from './icmp';
 import * as ip from './ipv4';
 
 export class Encapsulator {
@@ -17,7 +17,15 @@ export class Encapsulator {
     capacity = 4096,
   ) {
     this.verdicts = new Uint8Array(capacity);
+    this.peerOf = new Int32Array(capacity);
   }
+
+  /**
+   * Per forwarded descriptor of the last `process` call: the peer's index.
+   * Per-peer counters are added after the send, for the rows that went
+   * (countSent in pump.ts), not here.
+   */
+  readonly peerOf: Int32Array;
 
   /**
    * Per descriptor of the last `process` call: 0 = forwarded, else the
@@ -26,7 +34,7 @@ export class Encapsulator {
    */
   readonly verdicts: Uint8Array;
 
-  /** Bytes of the packets the last `process` call accepted for sending. */
+  /** Bytes of the packets the last `process` call accepted for sending (not all may go: see countSent). */
   lastBytes = 0;
 
   /**
@@ -47,6 +55,7 @@ export class Encapsulator {
     const c = this.counters;
     const drops = c.txDrops;
     const v = this.verdicts;
+    const po = this.peerOf;
     const local = this.table.localSubnet;
     const localNet = local === undefined ? -1 : local.ip;
     const localMask = local === undefined ? 0 : local.mask;
@@ -72,7 +81,7 @@ export class Encapsulator {
         desc[k + D_LEN] = 0;
         continue;
       }
-      if (((dst & localMask) >>> 0) === localNet) {
+      if ((dst & localMask) >>> 0 === localNet) {
         // Our own subnet lives behind cni0, not the overlay: sending it would loop.
         drops[DropReason.local_destination]++;
         v[i] = DropReason.local_destination;
@@ -115,9 +124,8 @@ export class Encapsulator {
           n++;
         }
       }
-      const slot = c.peerSlot(peer.index);
-      c.peer[slot] += n;
-      c.peer[slot + 1] += sum;
+      const pi = peer.index;
+      for (let j = i - n + 1; j <= i; j++) po[j] = pi;
       bytes += sum;
       out += n;
     }

@@ -24,7 +24,10 @@ export interface RateLimit {
 class TokenBucket {
   private tokens: number;
   private last: number;
-  constructor(private readonly limit: RateLimit, now: number) {
+  constructor(
+    private readonly limit: RateLimit,
+    now: number,
+  ) {
     this.tokens = limit.burst;
     this.last = now;
   }

@@ -5,9 +5,9 @@
 // check per batch.
 
 import { formatIp4 } from '../routes/ip4';
-import { LeaseTable } from '../routes/lease-table';
-import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, PacketBatch } from '../tun/batch';
-import { DROP_REASONS, DropReason, DropReasonName } from './counters';
+import type { LeaseTable } from '../routes/lease-table';
+import { D_ADDR, D_LEN, D_OFF, D_PORT, DESC_WORDS, type PacketBatch } from '../tun/batch';
+import { DROP_REASONS, DropReason, type DropReasonName } from './counters';
 import * as ip from './ipv4';
 
 export interface TraceFilter {
@@ -52,12 +52,13 @@ export class Tracer {
   private inWindow = 0;
 
   constructor(
-    private readonly filter: TraceFilter,
-    private readonly sink: (e: TraceEvent) => void,
+    readonly filter: TraceFilter,
+    /** Where events go; on the data-plane thread, a post to the main thread, which calls the admin socket's sink. */
+    readonly sink: (e: TraceEvent) => void,
     /** Report one in `sampleEvery` matching packets. */
-    private readonly sampleEvery = 1,
+    readonly sampleEvery = 1,
     /** At most this many events per second. */
-    private readonly maxPerSecond = 200,
+    readonly maxPerSecond = 200,
   ) {}
 
   /**
@@ -97,7 +98,7 @@ export class Tracer {
     const ev: TraceEvent = {
       time: new Date().toISOString(),
       direction,
-      decision: verdict === 0 ? 'forwarded' : REASON_NAMES[verdict] ?? 'unknown',
+      decision: verdict === 0 ? 'forwarded' : (REASON_NAMES[verdict] ?? 'unknown'),
       hex: d.subarray(off, off + Math.min(len, 64)).toString('hex'),
     };
     if (len >= ip.IPV4_MIN_HEADER && d[off] >>> 4 === 4) ev.inner = decodeInner(d, off, len);

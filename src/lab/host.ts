@@ -5,7 +5,7 @@
 import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT, waitForLog } from './lab';
+import { Lab, REPO_ROOT, flanneldBin, waitForLog } from './lab';
 import { run, tryRun, waitFor } from './sh';
 import { parseEnvText } from '../util/env-file';
 import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
@@ -42,7 +42,7 @@ export function flanneldArgv(o: { etcdEndpoint: string; subnetFile: string; admi
   return [
     process.execPath,
     ...nodeArgs,
-    path.join(REPO_ROOT, 'bin/flanneld'),
+    flanneldBin(),
     `--etcd-endpoints=${o.etcdEndpoint}`,
     '--iface=eth0',
     `--subnet-file=${o.subnetFile}`,

@@ -18,6 +18,14 @@ import { run, tryRun, sleep, waitFor } from './sh';
 import { FlannelError } from '../util/errors';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
+
+/**
+ * The flanneld the lab starts: this checkout's, or another build's when
+ * FLANNEL_TS_FLANNELD names one (A/B benchmarks of two branches in one run).
+ */
+export function flanneldBin(): string {
+  return process.env.FLANNEL_TS_FLANNELD || path.join(REPO_ROOT, 'bin/flanneld');
+}
 const live = new Set<Lab>();
 
 function onExitCleanup(): void {

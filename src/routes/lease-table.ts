@@ -11,7 +11,7 @@
 // (address >>> (32 - prefixLen), SubnetLen <= 30) in one Map per length, and
 // public IPs by address >>> 2 with a short list to tell the four apart.
 
-import { Ip4, Ip4Net, formatIp4 } from './ip4';
+import { type Ip4, Ip4Net, formatIp4 } from './ip4';
 
 /** One host's lease as the control plane sees it (flannel's etcd value, parsed). */
 export interface Lease {
@@ -40,6 +40,18 @@ export interface LeaseDiff {
   changed: Peer[];
 }
 
+/**
+ * A change of the table as the data-plane thread's copy applies it (see
+ * LeaseTable.onChange / applyChange): plain numbers, cheap to post. `local`
+ * is this host's subnet as [ip, prefixLen] (null: none); `put` rows are
+ * [subnet ip, prefixLen, publicIp, index], `removed` rows [subnet ip, prefixLen].
+ */
+export interface TableChange {
+  local: [number, number] | null;
+  removed: [number, number][];
+  put: [number, number, number, number][];
+}
+
 /** Subnets of one prefix length, keyed by subnet number. */
 interface LengthTable {
   prefixLen: number;
@@ -55,9 +67,65 @@ export class LeaseTable {
   private count = 0;
   private nextIndex = 0;
   private local: Ip4Net | undefined;
+  private listeners: ((c: TableChange) => void)[] = [];
 
   /** @param port the backend's UDP port, the same on every node of a network (flannel's rule). */
   constructor(private port: number) {}
+
+  /**
+   * Calls `fn` after every change with what changed (the data-plane thread's
+   * copy follows through it). Returns a function that stops the calls.
+   */
+  onChange(fn: (c: TableChange) => void): () => void {
+    this.listeners.push(fn);
+    return () => {
+      this.listeners = this.listeners.filter((f) => f !== fn);
+    };
+  }
+
+  /** The whole table as one change (a copy starts from it). */
+  snapshot(): TableChange {
+    return this.change({ added: this.peers(), removed: [], changed: [] });
+  }
+
+  /**
+   * Applies a change made to another table (the control plane's), keeping its
+   * peer indices: the data-plane thread's copy. No listener is called.
+   */
+  applyChange(c: TableChange): void {
+    this.local = c.local === null ? undefined : new Ip4Net(c.local[0], c.local[1]);
+    for (const [ip, len] of c.removed) {
+      const p = this.get(new Ip4Net(ip, len));
+      if (p) this.delete(p);
+    }
+    for (const [ip, len, publicIp, index] of c.put) {
+      const subnet = new Ip4Net(ip, len);
+      const old = this.get(subnet);
+      if (old) this.delete(old);
+      this.insert({ subnet, publicIp, port: this.port, index });
+      if (index >= this.nextIndex) this.nextIndex = index + 1;
+    }
+    if (this.local) {
+      const p = this.get(this.local);
+      if (p) this.delete(p);
+    }
+  }
+
+  private change(d: LeaseDiff): TableChange {
+    return {
+      local: this.local ? [this.local.ip, this.local.prefixLen] : null,
+      removed: d.removed.map((p) => [p.subnet.ip, p.subnet.prefixLen]),
+      put: [...d.added, ...d.changed].map((p) => [p.subnet.ip, p.subnet.prefixLen, p.publicIp, p.index]),
+    };
+  }
+
+  private emit(d: LeaseDiff, always = false): LeaseDiff {
+    if (this.listeners.length > 0 && (always || d.added.length + d.removed.length + d.changed.length > 0)) {
+      const c = this.change(d);
+      for (const f of this.listeners) f(c);
+    }
+    return d;
+  }
 
   /** This host's own subnet: never a peer, whatever etcd says. */
   setLocalSubnet(subnet: Ip4Net | undefined): LeaseDiff {
@@ -70,7 +138,7 @@ export class LeaseTable {
         removed.push(p);
       }
     }
-    return { added: [], removed, changed: [] };
+    return this.emit({ added: [], removed, changed: [] }, true);
   }
 
   get localSubnet(): Ip4Net | undefined {
@@ -92,6 +160,15 @@ export class LeaseTable {
     return undefined;
   }
 
+  /** Some peer, or undefined when there is none (the data plane's warm-up rehearsal). */
+  anyPeer(): Peer | undefined {
+    const tables = this.tables;
+    for (let i = 0; i < tables.length; i++) {
+      for (const p of tables[i].peers.values()) return p;
+    }
+    return undefined;
+  }
+
   /** The peer whose lease carries this public IP (receive-side source check), or undefined. */
   peerByAddress(ip: Ip4): Peer | undefined {
     const list = this.byPublicIp.get(ip >>> 2);
@@ -106,6 +183,10 @@ export class LeaseTable {
 
   /** Adds or replaces the lease for its subnet. Returns what changed for the data plane. */
   upsert(lease: Lease): LeaseDiff {
+    return this.emit(this.upsertQuiet(lease));
+  }
+
+  private upsertQuiet(lease: Lease): LeaseDiff {
     const diff: LeaseDiff = { added: [], removed: [], changed: [] };
     if (this.local?.equals(lease.subnet)) return diff;
     const old = this.get(lease.subnet);
@@ -130,7 +211,7 @@ export class LeaseTable {
       this.delete(old);
       diff.removed.push(old);
     }
-    return diff;
+    return this.emit(diff);
   }
 
   /** Replaces the whole table with `leases` (a resync), returning the difference. */
@@ -139,7 +220,7 @@ export class LeaseTable {
     const keep = new Set<string>();
     for (const l of leases) {
       keep.add(l.subnet.toString());
-      const d = this.upsert(l);
+      const d = this.upsertQuiet(l);
       diff.added.push(...d.added);
       diff.changed.push(...d.changed);
     }
@@ -149,7 +230,7 @@ export class LeaseTable {
         diff.removed.push(p);
       }
     }
-    return diff;
+    return this.emit(diff);
   }
 
   describe(): string[] {

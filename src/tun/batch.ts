@@ -36,13 +36,20 @@
 
 /** Byte offset of the packet in `data`. */
 export const D_OFF = 0;
-/** Packet length in bytes; 0 means dropped (C skips it on send/write). */
+/**
+ * Packet length in bytes; 0 means dropped (C skips it on send/write). After
+ * udpSend/tunWrite a row the kernel refused is set to 0 as well, so the rows
+ * still > 0 are exactly the packets that went (exact byte and peer counts).
+ */
 export const D_LEN = 1;
 /** IPv4 address, host byte order, as int32 bits: the UDP source on receive, destination on send. */
 export const D_ADDR = 2;
 /** UDP port: the source on receive, destination on send. */
 export const D_PORT = 3;
 export const DESC_WORDS = 4;
+
+/** Most rows one udpRecv/udpSend call handles (the addon's MAX_BATCH). */
+export const MAX_BATCH = 1024;
 
 /** Largest IPv4 packet; a slot of this size never truncates a datagram or a TUN read. */
 export const MAX_PACKET = 65535;
@@ -64,6 +71,8 @@ export const READ_INFO_SEGMENTS = 3;
 export const READ_INFO_DROPPED = 4;
 /** 1 when a super-packet did not fit behind what the batch held and was kept for the next read (split first then). */
 export const READ_INFO_STASHED = 5;
+/** Words of readInfo. */
+export const READ_INFO_WORDS = 6;
 
 export class PacketBatch {
   readonly data: Buffer;
@@ -71,7 +80,7 @@ export class PacketBatch {
   /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive or a TSO read. */
   count = 0;
   /** What the last TunDevice.read did: READ_INFO_* words. */
-  readonly readInfo = new Int32Array(6);
+  readonly readInfo = new Int32Array(READ_INFO_WORDS);
 
   /**
    * @param slots buffers of `slotSize` bytes in `data`

@@ -19,6 +19,8 @@
 //   throw TypeError; out-of-range numbers and rows, RangeError.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as batch from './batch';
+import { FlannelError } from '../util/errors';
 
 export interface TunOpenResult {
   fd: number;
@@ -115,6 +117,27 @@ export interface FlannelTunNative {
   pollStop(handle: PollHandle): void;
   /** close(2); also forgets fd's UDP / TUN offload state. */
   closeFd(fd: number): void;
+  /** The data-plane thread's wait: an epoll fd on `fds` (fd i reports bit 1 << i) and an eventfd (bit WAKE_BIT). */
+  dpWaitOpen(fds: number[]): { epfd: number; wakeFd: number };
+  /** Blocks until a watched fd is readable or dpWake; spins spinUs µs first. Returns the ready bits (0 on timeout).
+   *  stats (optional Float64Array >= 4): [blocked wake-ups, wake-ups while spinning, ns blocked, monotonic ns at return]. */
+  dpWait(epfd: number, wakeFd: number, timeoutMs: number, spinUs: number, stats?: Float64Array): number;
+  /** Wakes the thread waiting on wakeFd (any thread may call it). */
+  dpWake(wakeFd: number): void;
+  /** The calling thread's [minor faults, major faults, user µs, system µs, monotonic ns]. */
+  threadStats(out: Float64Array): void;
+  /** out[index] = CLOCK_MONOTONIC ns (dpWait's clock), without allocating. */
+  dpClock(out: Float64Array, index: number): void;
+  /** prctl(PR_SET_NAME) for the calling thread (15 bytes at most). */
+  threadName(name: string): void;
+  /** setpriority for the calling thread only. */
+  threadNice(nice: number): void;
+  /** This thread's offload state of a TUN fd and a UDP socket, to hand to another thread. */
+  offloadState(tunFd: number, udpFd: number): [number, number];
+  /** Uses another thread's offload state for these fds instead of probing them (offloadState). */
+  adoptOffloadState(tunFd: number, udpFd: number, tunFlags: number, sockFlags: number): void;
+  /** The descriptor layout compiled into the addon (checked against batch.ts at load). */
+  readonly layout: Record<string, number>;
   /** One sd_notify datagram to `socketPath` ('@name' = abstract); never blocks. Returns bytes sent. (notify.c) */
   sdNotify(socketPath: string, message: string): number;
   readonly DESC_WORDS: number;
@@ -126,10 +149,7 @@ export interface FlannelTunNative {
 export type PollHandle = { readonly __pollHandle: unique symbol };
 
 // dist/src/tun/native.js -> <root>/build; src/tun/native.ts (ts-node) -> <root>/build.
-const CANDIDATES = [
-  path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flannel_tun.node'),
-  path.resolve(__dirname, '..', '..', 'build', 'Release', 'flannel_tun.node'),
-];
+const CANDIDATES = [path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flannel_tun.node'), path.resolve(__dirname, '..', '..', 'build', 'Release', 'flannel_tun.node')];
 
 let loaded: FlannelTunNative | undefined;
 
@@ -138,17 +158,52 @@ export function native(): FlannelTunNative {
   if (loaded) return loaded;
   const file = CANDIDATES.find((f) => fs.existsSync(f));
   if (!file) {
-    throw new Error(
-      `flannel-ts native addon not built (looked for ${CANDIDATES[0]}): ` +
-        'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild',
-    );
+    throw new Error(`flannel-ts native addon not built (looked for ${CANDIDATES[0]}): ` + 'run npm ci (node-gyp builds the addon), or npx node-gyp rebuild');
   }
+  let mod: FlannelTunNative;
   try {
-    loaded = require(file) as FlannelTunNative;
+    mod = require(file) as FlannelTunNative;
   } catch (err) {
-    throw new Error(`cannot load ${file} (rebuild it for this Node: npx node-gyp rebuild): ${(err as Error).message}`, {
+    throw new Error(`cannot load ${file} (rebuild it for this Node: npm run install): ${(err as Error).message}`, {
       cause: err,
     });
   }
+  checkLayout(mod.layout, file);
+  loaded = mod;
   return loaded;
+}
+
+/** The eventfd's bit in dpWait's result. */
+export const WAKE_BIT = 1 << 30;
+
+/**
+ * The addon and batch.ts must agree on every descriptor column and limit: a
+ * stale build after a layout change would otherwise misread every row.
+ */
+export function checkLayout(compiled: Record<string, number> | undefined, file: string): void {
+  const want: Record<string, number> = {
+    DESC_WORDS: batch.DESC_WORDS,
+    D_OFF: batch.D_OFF,
+    D_LEN: batch.D_LEN,
+    D_ADDR: batch.D_ADDR,
+    D_PORT: batch.D_PORT,
+    MAX_BATCH: batch.MAX_BATCH,
+    GRO_MAX_SEGMENTS: batch.GRO_MAX_SEGMENTS,
+    TSO_MIN_SLOT: batch.TSO_MIN_SLOT,
+    READ_INFO_DRAINED: batch.READ_INFO_DRAINED,
+    READ_INFO_SUPER: batch.READ_INFO_SUPER,
+    READ_INFO_SEGMENTS: batch.READ_INFO_SEGMENTS,
+    READ_INFO_DROPPED: batch.READ_INFO_DROPPED,
+    READ_INFO_STASHED: batch.READ_INFO_STASHED,
+    READ_INFO_WORDS: batch.READ_INFO_WORDS,
+  };
+  const wrong = Object.keys(want).filter((k) => compiled?.[k] !== want[k]);
+  if (wrong.length > 0) {
+    throw new FlannelError(
+      'FLANNEL_ERR_ADDON',
+      `${file} was built for another descriptor layout than src/tun/batch.ts (${wrong
+        .map((k) => `${k}: addon ${compiled?.[k]}, batch.ts ${want[k]}`)
+        .join('; ')}): rebuild the addon (npm run install) and keep flannel_tun.h and batch.ts in step`,
+    );
+  }
 }

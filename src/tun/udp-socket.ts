@@ -1,7 +1,7 @@
 // The underlay UDP socket (port 8285): batches of datagrams in and out, with
 // UDP GSO on send and UDP GRO on receive when the kernel allows. Offloads never
 // change the wire: every datagram is still exactly one IPv4 packet.
-import { PacketBatch } from './batch';
+import type { PacketBatch } from './batch';
 import { FdHandle } from './fd-handle';
 import { native } from './native';
 
@@ -40,15 +40,23 @@ export class UdpSocket extends FdHandle {
     return native().MAX_BATCH;
   }
 
-  private constructor(fd: number) {
-    super(fd);
+  private constructor(fd: number, owned = true) {
+    super(fd, owned);
+  }
+
+  /**
+   * A UdpSocket for an fd another object owns (the data-plane thread uses the
+   * main thread's socket; fds are process-wide, the addon probes the fd's
+   * offloads in this thread). close() leaves the fd open.
+   */
+  static attach(fd: number): UdpSocket {
+    native().udpOffloads(fd); // throws now for an fd that is not a socket
+    return new UdpSocket(fd, false);
   }
 
   /** Binds bindIp:port (IPv4 host byte order; 0 = any). Throws an Error with `code` (e.g. 'EADDRINUSE'). */
   static open(bindIp: number, port: number, opts: UdpOpenOptions = {}): UdpSocket {
-    return new UdpSocket(
-      native().udpOpen(bindIp, port, opts.rcvbuf ?? 0, opts.sndbuf ?? 0, { gso: opts.gso ?? true, gro: opts.gro ?? true }),
-    );
+    return new UdpSocket(native().udpOpen(bindIp, port, opts.rcvbuf ?? 0, opts.sndbuf ?? 0, { gso: opts.gso ?? true, gro: opts.gro ?? true }));
   }
 
   /** The local port (an ephemeral one when opened with port 0). */

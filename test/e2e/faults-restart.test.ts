@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { run, sleep, tryRun, waitFor } from '../../src/lab/sh';
 import { execStatus } from '../../src/util/exec';
 import { DEFAULT_CONFIG, FIXTURES, NETWORK, dumpLogs, failureAware, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
@@ -77,7 +77,12 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
       const times = replyTimes((await ping).stdout);
       const gap = largestGapMs(times);
       gaps.push(gap);
-      const timeline = h.daemon!.log().slice(from).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: string; msg: string });
+      const timeline = h
+        .daemon!.log()
+        .slice(from)
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { time: string; msg: string });
       const at = (re: RegExp) => {
         const l = timeline.find((x) => re.test(x.msg));
         return l ? `${Date.parse(l.time) - t0}` : '?';
@@ -183,13 +188,42 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     const sw = lab.switchNs;
     const swExec = (argv: string[], input?: string) => run(['ip', 'netns', 'exec', sw, ...argv], { input });
     const ports = hosts.slice(0, 2).map((h) => `p${lab.namespaces.indexOf(h.ns)}`);
-    swExec(['nft', '-f', '-'], 'table bridge lossy {\n counter dropped { }\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  udp dport 8285 numgen random mod 1000 < 10 counter name dropped drop\n }\n}\n');
+    swExec(
+      ['nft', '-f', '-'],
+      'table bridge lossy {\n counter dropped { }\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  udp dport 8285 numgen random mod 1000 < 10 counter name dropped drop\n }\n}\n',
+    );
     try {
       for (const p of ports) {
         swExec(['tc', 'qdisc', 'add', 'dev', p, 'root', 'handle', '1:', 'htb', 'default', '10']);
         swExec(['tc', 'class', 'add', 'dev', p, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit', 'quantum', '60000']);
         swExec(['tc', 'class', 'add', 'dev', p, 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '100mbit', 'quantum', '1600']);
-        swExec(['tc', 'filter', 'add', 'dev', p, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'protocol', '17', '0xff', 'match', 'u16', '0x0003', '0x0003', 'at', '32', 'flowid', '1:20']);
+        swExec([
+          'tc',
+          'filter',
+          'add',
+          'dev',
+          p,
+          'parent',
+          '1:',
+          'protocol',
+          'ip',
+          'prio',
+          '1',
+          'u32',
+          'match',
+          'ip',
+          'protocol',
+          '17',
+          '0xff',
+          'match',
+          'u16',
+          '0x0003',
+          '0x0003',
+          'at',
+          '32',
+          'flowid',
+          '1:20',
+        ]);
       }
       const ofo = () => Number(/TcpExtTCPOFOQueue\s+(\d+)/.exec(b.exec(['nstat', '-asz', 'TcpExtTCPOFOQueue']))?.[1] ?? 0);
       const ofoBefore = ofo();
@@ -219,7 +253,11 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     await Promise.all(hosts.map((h, i) => h.daemon!.waitForLog(/network config in etcd changed: Backend\.Port 8285 → 8286/, 5000, froms[i])));
     await sleep(1500);
     for (const [i, h] of hosts.entries()) {
-      const warnings = h.daemon!.log().slice(froms[i]).match(/network config in etcd changed/g) ?? [];
+      const warnings =
+        h
+          .daemon!.log()
+          .slice(froms[i])
+          .match(/network config in etcd changed/g) ?? [];
       assert.equal(warnings.length, 1, `one warning on ${h.name}`);
       assert.match(h.exec(['ss', '-uln']), /:8285\b/, 'still on the port it started with');
     }
@@ -236,5 +274,21 @@ describe('daemon restarts, reloads and a lossy underlay', () => {
     }
     await waitFor('pods reach each other over port 8286', () => pods[0].ping(pods[1].ip, 1, 0.2, 1).received === 1, 10_000, 100);
     assert.equal(pods[0].ping(pods[2].ip, 2, 0.1).received, 2);
+  });
+
+  check('if the data-plane thread dies, flanneld says why and exits 1 (never runs on without forwarding), and flannel0 goes', async () => {
+    // FLANNEL_TS_TEST_DP_DIE_MS: a test hook that makes the thread fail on
+    // purpose (nothing else kills a healthy thread on demand).
+    const h = new Host(lab, 'rdie', '198.18.0.39');
+    hosts.push(h);
+    const d = h.startFlanneld(etcd.endpoint, flags, { ...process.env, FLANNEL_TS_TEST_DP_DIE_MS: '1500' });
+    await d.waitForLog(/flanneld is ready/, 15_000);
+    const code = await Promise.race([d.exited, sleep(15_000).then(() => 'still running')]);
+    assert.equal(code, 1, 'flanneld exits 1 so that systemd restarts it');
+    const log = d.log();
+    assert.match(log, /"code":"FLANNEL_ERR_DATA_PLANE"/);
+    assert.match(log, /the data-plane thread died: test hook FLANNEL_TS_TEST_DP_DIE_MS=1500/);
+    assert.notEqual(h.tryExec(['ip', 'link', 'show', 'flannel0']).status, 0, 'flannel0 is gone with the process');
+    hosts.pop();
   });
 });

@@ -223,7 +223,10 @@ describe('in network namespaces', { skip: !isRoot && 'needs root (network namesp
 
     assert.equal(r.writeWhileDown, null);
     assert.equal(r.writtenWhileDown, 0, 'a down device refuses writes (skipped, not thrown)');
+    assert.deepEqual(r.lensAfterRefusal, [0, 0, 0], 'every row the down device refused comes back with D_LEN 0');
     assert.equal(r.writtenWhileUp, 1, 'malformed row skipped, D_LEN 0 row not written, valid row written');
+    assert.equal(r.lensAfterWrite[0], 0, 'the malformed row, refused, is marked D_LEN 0');
+    assert.ok(r.lensAfterWrite[2] > 0, 'the written row keeps its length');
     for (const k of ['tunWriteOutOfRange', 'tunReadBeyondData', 'sendOutOfRange', 'sendNegativeOffset', 'sendBadPort', 'sendCountBeyondDesc', 'sendCountOverMax', 'recvBeyondData', 'udpOpenBadPort']) {
       assert.equal(r[k]?.name, 'RangeError', k);
     }

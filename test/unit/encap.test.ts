@@ -8,6 +8,7 @@ import { Encapsulator } from '../../src/encap/encapsulator';
 import { Decapsulator } from '../../src/encap/decapsulator';
 import { IcmpResponder } from '../../src/encap/icmp';
 import * as ip from '../../src/encap/ipv4';
+import { countSent } from '../../src/encap/pump';
 
 function packet(src: string, dst: string, opts: { ttl?: number; proto?: number; len?: number; frag?: number } = {}): Buffer {
   const len = opts.len ?? 48;
@@ -97,9 +98,12 @@ test('encap: one decision per TSO super-packet: its marked segments follow the f
   assert.equal(len(b, 5), 0);
   assert.equal(counters.txDrops[DropReason.no_route], 2);
   assert.equal(encap.lastBytes, 1472 * 2 + 600 + 52);
-  const peer = counters.peerSlot(0);
-  assert.equal(counters.peer[peer], 3, 'per-peer packets count every segment');
-  assert.equal(counters.peer[peer + 1], 1472 * 2 + 600);
+  // Every segment is tagged with its peer, for per-peer counting after the send (countSent).
+  assert.deepEqual([...encap.peerOf.subarray(0, 3)], [0, 0, 0], 'every segment carries the peer of its super-packet');
+  const bytes = countSent(b, 6, encap.peerOf, counters, 0);
+  assert.equal(bytes, 1472 * 2 + 600 + 52);
+  assert.equal(counters.peerWord(0, 0), 3, 'per-peer packets count every segment');
+  assert.equal(counters.peerWord(0, 1), 1472 * 2 + 600);
   // A mark never reaches past the batch.
   fill(b, [{ bytes: seg('198.19.2.5', 1472) }, { bytes: seg('198.19.2.5', 1472) }]);
   b.desc[D_PORT] = 40;

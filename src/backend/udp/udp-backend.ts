@@ -2,17 +2,17 @@
 // 8285, with flannel-ts's batched data plane between them. Every datagram
 // carries exactly one IPv4 packet (flannel's wire format).
 
-import { Counters } from '../../encap/counters';
+import type { Counters } from '../../encap/counters';
 import type { Tracer } from '../../encap/trace';
-import { DataPlane } from '../../encap/data-plane';
-import { Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
-import { NetworkConfig } from '../../subnet/config';
+import { DataPlane, type SpareThread } from '../../encap/data-plane';
+import { type Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
+import type { Lease, LeaseDiff, LeaseTable } from '../../routes/lease-table';
+import type { NetworkConfig } from '../../subnet/config';
 import { configureTun } from '../../tun/configure';
 import { TunDevice } from '../../tun/tun-device';
 import { UdpSocket } from '../../tun/udp-socket';
-import { Backend, BackendContext } from '../backend';
-import { TxThread } from './tx-thread';
+import type { Backend, BackendContext } from '../backend';
+import { FlannelError } from '../../util/errors';
 
 /** flannel's udp encapsulation overhead: outer IPv4 (20) + UDP (8) headers. */
 export const UDP_OVERHEAD = 28;
@@ -33,7 +33,9 @@ export class UdpBackend implements Backend {
   private network: Ip4Net | undefined;
   private tun: TunDevice | undefined;
   private udp: UdpSocket | undefined;
-  private txThread: TxThread | undefined;
+
+  /** The data-plane thread, booting from prepare() on so that start() finds it ready (see DataPlane.spawnThread). */
+  private spare: SpareThread | undefined;
 
   constructor(private readonly ctx: BackendContext) {}
 
@@ -42,6 +44,7 @@ export class UdpBackend implements Backend {
   }
 
   async prepare(): Promise<unknown> {
+    this.spare ??= DataPlane.spawnThread();
     return undefined;
   }
 
@@ -53,6 +56,7 @@ export class UdpBackend implements Backend {
   async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     const { ext, log } = this.ctx;
     this.network = config.network;
+    const tuning = dataPlaneTuning(); // a bad value is refused before flannel0 exists
     const want = { tunOffload: true, tunGro: true, udpGso: true, udpGro: true, ...this.ctx.offloads };
     // vnet headers carry the TUN offloads: super-packets read (TSO, split in
     // the addon) and coalesced TCP segments written (user-space GRO). With
@@ -68,27 +72,35 @@ export class UdpBackend implements Backend {
     }
     this.tun = tun;
     this.udp = udp;
-    // FLANNEL_TS_TX_WORKER=1 (experimental, off by default): flannel0 ->
-    // peers on a worker thread with its own source port (tx-worker.ts). On the
-    // 2-vCPU lab it measured no faster than one thread (bench/offloads.ts,
-    // config tx-worker), so one thread stays the default.
-    const txWorker = process.env.FLANNEL_TS_TX_WORKER === '1';
-    const dp = new DataPlane(tun, udp, table, { directions: txWorker ? 'rx' : 'both' });
-    this.dataPlane = dp;
-    dp.localAddress = { ip: parseIp4(ext.ifaceAddr), port: config.port };
-    dp.start();
-    if (txWorker) {
-      this.txThread = await TxThread.start(
-        { tunFd: tun.fd, tunName: tun.name, bindIp: parseIp4(ext.ifaceAddr), port: config.port, sndbuf: SOCKET_BUFFER, gso: want.udpGso },
-        table,
-        dp.counters,
-        (err) => {
-          // Nothing would send to peers any more: flanneld exits (and is restarted) rather than black-holing.
-          log.error({ err }, 'The TX worker thread died');
+    // The forwarding loop runs on a thread of its own (src/encap/data-plane-thread.ts),
+    // woken by the kernel; start resolves once it forwards, so readiness waits for it.
+    const spare = this.spare;
+    this.spare = undefined;
+    const dp = new DataPlane(
+      tun,
+      udp,
+      table,
+      {
+        tso: tun.offloads.tso,
+        local: { ip: parseIp4(ext.ifaceAddr), port: config.port },
+        ...tuning,
+        onWarning: (msg) => log.warn(msg),
+        onDeath: (err) => {
+          // Nothing would forward any more: flanneld exits (and is restarted by systemd) rather than black-holing.
+          const e = new FlannelError('FLANNEL_ERR_DATA_PLANE', `the data-plane thread died: ${err.message}; flanneld exits so that it is restarted`, { cause: err });
+          log.error({ err: e, code: e.code }, e.message);
           process.exit(1);
         },
-      );
-      log.info(`TX worker thread: flannel0 -> peers on its own thread, from UDP port ${this.txThread.port}`);
+      },
+      spare,
+    );
+    this.dataPlane = dp;
+    try {
+      await dp.start();
+    } catch (e) {
+      await dp.stop(); // closes flannel0 and the socket: nothing is left holding the device
+      this.dataPlane = undefined;
+      throw e;
     }
     const on = this.offloadsEnabled!;
     const state = (feature: string, asked: boolean) => (on[feature] ? 'on' : asked ? 'off (refused by the kernel)' : 'off');
@@ -109,37 +121,85 @@ export class UdpBackend implements Backend {
   get offloadsEnabled(): Record<string, boolean> | undefined {
     const tun = this.tun;
     const udp = this.udp;
-    if (!tun || !udp || tun.closed || udp.closed) return undefined;
-    const t = tun.offloads;
-    const u = udp.offloads;
-    return { tun_tso: t.tso, tun_gro: t.gro, udp_gso: u.gso, udp_gro: u.gro };
+    const dp = this.dataPlane;
+    if (!tun || !udp || !dp || tun.closed || udp.closed) return undefined;
+    // As the data-plane thread sees them (a refusal there turns one off).
+    const o = dp.offloads;
+    return { tun_tso: o[0] === 1, tun_gro: o[1] === 1, udp_gso: o[2] === 1, udp_gro: o[3] === 1 };
   }
 
   leasesChanged(_diff: LeaseDiff): void {
-    // Nothing to program: the data plane reads the lease table per packet
-    // (a TX worker reads its own copy, replaced here).
-    this.txThread?.leasesChanged();
+    // Nothing to program: the data-plane thread's copy of the lease table
+    // follows every change of the table by itself (LeaseTable.onChange).
   }
 
   async relocate(lease: Lease): Promise<void> {
     await configureTun({ name: TUN_NAME, address: formatIp4(lease.subnet.ip), network: this.network!.toString(), mtu: this.mtu });
-    this.txThread?.leasesChanged();
   }
 
   async stop(): Promise<void> {
-    await this.txThread?.stop();
-    this.dataPlane?.stop();
+    this.spare?.dispose();
+    this.spare = undefined;
+    await this.dataPlane?.stop();
+  }
+
+  /** Resolves once the data-plane thread forwards (readiness, READY=1 wait on it); undefined before start. */
+  get forwarding(): Promise<void> | undefined {
+    return this.dataPlane?.forwarding;
+  }
+
+  /** True while the data-plane thread forwards. */
+  get isForwarding(): boolean {
+    return this.dataPlane?.isForwarding ?? false;
   }
 
   setTracer(t: Tracer | undefined): void {
-    if (this.dataPlane) this.dataPlane.tracer = t;
+    this.dataPlane?.setTracer(t);
   }
 
   get counters(): Counters | undefined {
     return this.dataPlane?.counters;
   }
 
+  /** The data-plane thread's wake-ups and stage times, for /metrics. */
+  get dataPlaneStats(): { waitStats: Float64Array; timing: Float64Array | undefined } | undefined {
+    const dp = this.dataPlane;
+    return dp ? { waitStats: dp.waitStats, timing: dp.timing } : undefined;
+  }
+
   get batchSizes(): Float64Array | undefined {
     return this.dataPlane?.batchSizes;
   }
 }
+
+/**
+ * The data-plane thread's tuning from the environment (for measuring; the
+ * defaults are what measured best, see the README's data-plane thread section):
+ * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE,
+ * FLANNEL_TS_DP_WARM_MS (idle warm-up period, 0 = off), FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
+ */
+function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; warmMs?: number; testDieAfterMs?: number } {
+  const num = (name: string, min: number, max: number): number | undefined => {
+    const v = process.env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new FlannelError('FLANNEL_ERR_DATA_PLANE', `${name}=${v} is not an integer in [${min}, ${max}]: fix or unset it`);
+    }
+    return n;
+  };
+  return {
+    spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US,
+    nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
+    timing: num('FLANNEL_TS_DP_TIMING', 0, 1) === 1,
+    warmMs: num('FLANNEL_TS_DP_WARM_MS', 0, 60000) ?? DEFAULT_WARM_MS,
+    testDieAfterMs: num('FLANNEL_TS_TEST_DP_DIE_MS', 0, 3_600_000),
+  };
+}
+
+/** µs the data-plane thread polls before it sleeps (measured: README). */
+const DEFAULT_SPIN_US = 0;
+/** ms between warm-up rehearsals of an idle data-plane thread (0 = none; measured: README). */
+const DEFAULT_WARM_MS = 20;
+/** The data-plane thread's nice value (undefined: the process's). */
+const DEFAULT_NICE: number | undefined = undefined;

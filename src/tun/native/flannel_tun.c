@@ -163,9 +163,22 @@ static napi_value init(napi_env env, napi_value exports) {
   NAPI_CALL(env, napi_set_instance_data(env, st, env_free, NULL));
   NAPI_CALL(env, napi_add_env_cleanup_hook(env, env_cleanup, st));
 
-  napi_value desc_words, max_batch;
+  napi_value desc_words, max_batch, layout;
   NAPI_CALL(env, napi_create_int32(env, DESC_WORDS, &desc_words));
   NAPI_CALL(env, napi_create_int32(env, MAX_BATCH, &max_batch));
+  // The descriptor layout as compiled, compared with src/tun/batch.ts when
+  // the addon loads (src/tun/native.ts): a mismatch is a clear error, not
+  // silently misread rows.
+  NAPI_CALL(env, napi_create_object(env, &layout));
+  const struct { const char *name; int value; } words[] = {
+    { "DESC_WORDS", DESC_WORDS }, { "D_OFF", D_OFF }, { "D_LEN", D_LEN }, { "D_ADDR", D_ADDR }, { "D_PORT", D_PORT },
+    { "MAX_BATCH", MAX_BATCH }, { "GRO_MAX_SEGMENTS", GRO_MAX_SEGS }, { "TSO_MIN_SLOT", TSO_MIN_SLOT },
+    { "READ_INFO_READS", TUN_INFO_READS }, { "READ_INFO_DRAINED", TUN_INFO_DRAINED }, { "READ_INFO_SUPER", TUN_INFO_SUPER },
+    { "READ_INFO_SEGMENTS", TUN_INFO_SEGMENTS }, { "READ_INFO_DROPPED", TUN_INFO_DROPPED }, { "READ_INFO_STASHED", TUN_INFO_STASHED },
+    { "READ_INFO_WORDS", TUN_INFO_WORDS },
+  };
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    NAPI_CALL(env, napi_set_named_property(env, layout, words[i].name, make_int(env, words[i].value)));
   napi_property_descriptor props[] = {
     { "tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -179,6 +192,16 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "dpWaitOpen", NULL, dp_wait_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "dpWait", NULL, dp_wait, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "dpWake", NULL, dp_wake, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "threadStats", NULL, thread_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "threadNice", NULL, thread_nice, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "threadName", NULL, thread_name, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "dpClock", NULL, dp_clock, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "offloadState", NULL, offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "adoptOffloadState", NULL, adopt_offload_state, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },
     { "sdNotify", NULL, sd_notify_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "DESC_WORDS", NULL, NULL, NULL, NULL, desc_words, napi_enumerable, NULL },
     { "MAX_BATCH", NULL, NULL, NULL, NULL, max_batch, napi_enumerable, NULL },

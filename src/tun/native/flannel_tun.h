@@ -96,6 +96,9 @@ typedef struct {
   cmsg_buf ctrl[MAX_BATCH];
   send_group groups[MAX_BATCH];
   struct mmsghdr single[MAX_BATCH];
+  // udpSend: the descriptor row of each iov[] entry, so a refused datagram's
+  // row can be marked (D_LEN = 0) for the caller's exact accounting.
+  int32_t rowof[MAX_BATCH];
   // Offload flags (SOCK_*) of the UDP sockets this env used, indexed by fd;
   // grown by udpOpen, cleared by closeFd. Per env: a socket moved to another
   // thread is probed there again.
@@ -245,7 +248,20 @@ napi_value udp_offloads(napi_env env, napi_callback_info info);
 napi_value udp_local_port(napi_env env, napi_callback_info info);
 // closeFd: forgets fd's offload state.
 void udp_forget(env_state *st, int fd);
+// The SOCK_* flags of fd in this env (probed if unknown), or -errno.
+int udp_flags(env_state *st, int fd);
+bool udp_set_flags(env_state *st, int fd, int flags);
+napi_value offload_state(napi_env env, napi_callback_info info);
+napi_value adopt_offload_state(napi_env env, napi_callback_info info);
 napi_value poll_start(napi_env env, napi_callback_info info);
+// ---- the data-plane thread's wait (wait.c) ----
+napi_value dp_wait_open(napi_env env, napi_callback_info info);
+napi_value dp_wait(napi_env env, napi_callback_info info);
+napi_value dp_wake(napi_env env, napi_callback_info info);
+napi_value thread_stats(napi_env env, napi_callback_info info);
+napi_value thread_nice(napi_env env, napi_callback_info info);
+napi_value thread_name(napi_env env, napi_callback_info info);
+napi_value dp_clock(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
 napi_value sd_notify_send(napi_env env, napi_callback_info info); // notify.c
 // Env teardown: stops and closes every watcher still active.

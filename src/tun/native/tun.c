@@ -242,7 +242,8 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
 // Writes each of rows 0..count-1 whose D_LEN > 0 as one packet. A packet the
 // kernel refuses (EINVAL for a malformed packet, EIO when the device is down,
 // ENOBUFS, ...) is skipped; the caller counts the difference as drops. Only a
-// bad fd (EBADF, EBADFD for a detached queue) throws.
+// bad fd (EBADF, EBADFD for a detached queue) throws. A refused row comes
+// back with D_LEN = 0, so the rows still > 0 are exactly those written.
 // On a vnetHdr fd each packet goes behind a zero virtio_net_hdr, and with GRO
 // runs of TCP segments of a flow go as one GSO write (tun_gro.c); the result
 // still counts packets (rows).
@@ -274,6 +275,8 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
       written++;
     } else if (errno == EBADF || errno == EBADFD) {
       return throw_fd_errno(env, errno, "tunWrite", fd);
+    } else {
+      b.desc[i * DESC_WORDS + D_LEN] = 0; // refused: the caller counts rows still > 0
     }
   }
   return make_int(env, written);

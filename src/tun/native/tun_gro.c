@@ -336,6 +336,8 @@ static int write_singles(write_ctx *c, const batch_s *b, const gro_run *run) {
       ok++;
     } else if (err == EBADF || err == EBADFD) {
       c->fatal = err;
+    } else {
+      b->desc[(int64_t)run->rows[k] * DESC_WORDS + D_LEN] = 0; // refused: not counted by the caller
     }
     // Anything else (EINVAL malformed, EIO device down, ENOMEM): skipped.
   }

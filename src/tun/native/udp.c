@@ -66,6 +66,16 @@ static int sock_flags(env_state *st, int fd) {
   return f;
 }
 
+int udp_flags(env_state *st, int fd) {
+  return sock_flags(st, fd);
+}
+
+bool udp_set_flags(env_state *st, int fd, int flags) {
+  if (!fd_table_reserve(&st->socks, &st->nsocks, fd)) return false;
+  st->socks[fd] = (uint8_t)flags;
+  return true;
+}
+
 void udp_forget(env_state *st, int fd) {
   if (fd >= 0 && (size_t)fd < st->nsocks) st->socks[fd] = 0;
 }
@@ -257,10 +267,20 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)row);
 }
 
+// A refused datagram: its row gets D_LEN = 0, so the caller counts exactly
+// what was sent (bytes, per-peer packets) by the rows still > 0.
+static void mark_failed(const batch_s *b, env_state *st, int iov_index) {
+  b->desc[(int64_t)st->rowof[iov_index] * DESC_WORDS + D_LEN] = 0;
+}
+
+static void mark_group_failed(const batch_s *b, env_state *st, int g) {
+  for (int k = 0; k < st->groups[g].segs; k++) mark_failed(b, st, st->groups[g].first + k);
+}
+
 // Sends the packets of groups [g0, g1) one datagram per message, in order,
 // skipping refused ones as udpSend does. Returns how many were sent; *fatal is
 // set to EBADF/ENOTSOCK (and the rest abandoned) when the fd is unusable.
-static int send_single(int fd, env_state *st, int g0, int g1, int *flags, int *fatal) {
+static int send_single(int fd, env_state *st, const batch_s *b, int g0, int g1, int *flags, int *fatal) {
   int m = 0;
   for (int g = g0; g < g1; g++) {
     for (int k = 0; k < st->groups[g].segs; k++, m++) {
@@ -287,6 +307,7 @@ static int send_single(int fd, env_state *st, int g0, int g1, int *flags, int *f
       break;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) *flags = MSG_DONTWAIT;
+    mark_failed(b, st, (int)(st->single[i].msg_hdr.msg_iov - st->iov));
     i++;
   }
   return sent;
@@ -329,6 +350,7 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
     if (len <= 0) continue;
     if (d[D_PORT] < 0 || d[D_PORT] > 65535)
       return throw_range(env, "descriptor %lld: port %d is not in [0, 65535]", (long long)i, d[D_PORT]);
+    st->rowof[np] = (int32_t)i;
     st->iov[np].iov_base = b.data + d[D_OFF];
     st->iov[np].iov_len = (size_t)len;
     struct sockaddr_in *sa = ng > 0 ? &st->addrs[ng - 1] : NULL;
@@ -404,16 +426,19 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
     }
     if (err == EAGAIN || err == EWOULDBLOCK) {
       flags = MSG_DONTWAIT;
-    } else if (st->groups[g].segs > 1) {
+      mark_group_failed(&b, st, g);
+    } else if (st->groups[g].segs == 1) {
+      mark_group_failed(&b, st, g);
+    } else {
       // A refused GSO message: send its packets one by one. EIO means the
       // route's device cannot offload checksums; EINVAL for packets that go
       // fine alone means the kernel refuses UDP_SEGMENT itself. Either way
       // GSO is off for this socket from now on, for the rest of this call too.
-      int ok = send_single(fd, st, g, g + 1, &flags, &fatal);
+      int ok = send_single(fd, st, &b, g, g + 1, &flags, &fatal);
       sent += ok;
       if (!fatal && (err == EIO || (err == EINVAL && ok == st->groups[g].segs))) {
         if ((size_t)fd < st->nsocks) st->socks[fd] &= (uint8_t)~SOCK_GSO;
-        sent += send_single(fd, st, g + 1, ng, &flags, &fatal);
+        sent += send_single(fd, st, &b, g + 1, ng, &flags, &fatal);
         g = ng;
         break;
       }

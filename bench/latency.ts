@@ -1,0 +1,150 @@
+// Latency A/B of the udp data plane: ping RTT pod to pod, dense (every 5 ms)
+// and sparse (once a second), with the daemons' page faults per sparse ping
+// and their idle CPU, for this checkout's flanneld and optionally another
+// build's (--base DIR, a checkout of main with `npm ci` done), alternated in
+// the same run, kernel vxlan beside them as the reference.
+//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base]
+// --tcp4 adds a 4-stream iperf3 run per round (throughput and the daemons' CPU per GB).
+// Environment for this checkout's daemons passes through (FLANNEL_TS_DP_SPIN_US, FLANNEL_TS_DP_NICE).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Lab } from '../src/lab/lab';
+import { Etcd } from '../src/lab/etcd';
+import { Host } from '../src/lab/host';
+import { type BackendName, startBackendCluster } from '../src/lab/topology';
+import { cpuSeconds, ping, quantile, tcp } from '../src/bench/measure';
+import { sleep } from '../src/util/sleep';
+
+const arg = (k: string, d: string) => {
+  const i = process.argv.indexOf(`--${k}`);
+  return i >= 0 ? process.argv[i + 1] : d;
+};
+const rounds = Number(arg('rounds', '3'));
+const dense = Number(arg('dense', '1000'));
+const sparse = Number(arg('sparse', '20'));
+const idleS = Number(arg('idle', '10'));
+const base = arg('base', '');
+const tcp4S = Number(arg('tcp4', '0'));
+// Extra variants of this checkout: "name:ENV=V,ENV2=V;name2:ENV=V".
+const extra = arg('variants', '')
+  .split(';')
+  .filter(Boolean)
+  .map((spec) => {
+    const [name, envs] = spec.split(':');
+    return {
+      name,
+      env: Object.fromEntries(
+        (envs ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split('=')),
+      ) as Record<string, string>,
+    };
+  });
+
+/** Minor page faults of a process so far (/proc/<pid>/stat field 10). */
+function minorFaults(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+}
+
+interface Row {
+  variant: string;
+  round: number;
+  denseP50: number;
+  denseP99: number;
+  denseAvg: number;
+  sparseAvg: number;
+  sparseP50: number;
+  faultsPerPing: number;
+  idleCpuPct: number;
+  tcp4Gbps: number;
+  daemonCpuPerGB: number;
+}
+
+async function measure(variant: string, backend: BackendName, round: number): Promise<Row> {
+  const lab = new Lab();
+  try {
+    const etcd = new Etcd(lab);
+    await etcd.start();
+    const hosts = [new Host(lab, 'h1', '198.18.0.1'), new Host(lab, 'h2', '198.18.0.2')];
+    const nodes = await startBackendCluster(etcd, hosts, backend, { prefix: `/lat/${backend}/network` });
+    const [a, b] = [nodes[0].pods[0], nodes[1].pods[0]];
+    const pids = nodes.map((n) => n.daemon!.pid);
+    await ping(a, b, 20, 0.01); // warm-up: ARP, routes
+    const d = await ping(a, b, dense, 0.005);
+    const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    // Idle first: nothing crosses for idleS seconds.
+    const c0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    await sleep(idleS * 1000);
+    const idle = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - c0) / pids.length / idleS;
+    const f0 = pids.reduce((s, p) => s + minorFaults(p), 0);
+    const sp = await ping(a, b, sparse, 1);
+    const faults = pids.reduce((s, p) => s + minorFaults(p), 0) - f0;
+    let tcp4Gbps = NaN;
+    let daemonCpuPerGB = NaN;
+    if (tcp4S > 0) {
+      const server = lab.spawnIn(b.ns, ['iperf3', '-s', '-B', b.ip], `${lab.dir}/iperf3.log`);
+      await sleep(300);
+      const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
+      const t = await tcp(a, b, tcp4S, 4);
+      tcp4Gbps = t.bps / 1e9;
+      daemonCpuPerGB = (pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0) / (t.bytes / 1e9);
+      server.kill();
+    }
+    return {
+      variant,
+      round,
+      denseP50: quantile(d.rttsMs, 0.5),
+      denseP99: quantile(d.rttsMs, 0.99),
+      denseAvg: avg(d.rttsMs),
+      sparseAvg: avg(sp.rttsMs),
+      sparseP50: quantile(sp.rttsMs, 0.5),
+      faultsPerPing: faults / sparse,
+      idleCpuPct: idle * 100,
+      tcp4Gbps,
+      daemonCpuPerGB,
+    };
+  } finally {
+    await lab.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const variants: { name: string; backend: BackendName; bin?: string; env?: Record<string, string> }[] = [{ name: 'udp (this)', backend: 'udp' }];
+  for (const e of extra) variants.push({ name: e.name, backend: 'udp', env: e.env });
+  if (base) variants.push({ name: 'udp (base)', backend: 'udp', bin: path.join(base, 'bin/flanneld') });
+  variants.push({ name: 'vxlan', backend: 'vxlan' });
+  const rows: Row[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+      if (v.bin) process.env.FLANNEL_TS_FLANNELD = v.bin;
+      else delete process.env.FLANNEL_TS_FLANNELD;
+      const saved = { ...process.env };
+      Object.assign(process.env, v.env ?? {});
+      const row = await measure(v.name, v.backend, r).finally(() => {
+        for (const k of Object.keys(v.env ?? {})) if (saved[k] === undefined) delete process.env[k];
+      });
+      rows.push(row);
+      process.stderr.write(`${JSON.stringify(row)}\n`);
+    }
+  }
+  const med = (xs: number[]) => quantile(xs, 0.5);
+  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  (ms; medians of rounds)');
+  for (const v of variants) {
+    const rs = rows.filter((x) => x.variant === v.name);
+    const f = (k: keyof Row, digits = 3) =>
+      med(rs.map((x) => x[k] as number))
+        .toFixed(digits)
+        .padStart(10);
+    console.log(
+      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}`,
+    );
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
