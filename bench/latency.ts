@@ -5,7 +5,7 @@
 // the same run, kernel vxlan beside them as the reference.
 //   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base]
 // --tcp4 adds a 4-stream iperf3 run per round (throughput and the daemons' CPU per GB).
-// Environment for this checkout's daemons passes through (FLANNEL_TS_DP_SPIN_US, FLANNEL_TS_DP_NICE).
+// Environment for this checkout's daemons passes through (FLANNELD_DATAPLANE_SPIN_US, FLANNELD_DATAPLANE_NICE, any FLANNELD_<FLAG>).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';

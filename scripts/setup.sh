@@ -37,5 +37,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 # Both modules of binding.gyp: the product's addon and its test build.
-{ [ -f build/Release/flannel_tun.node ] && [ -f build/Release/flannel_tun_test.node ]; } || npm run install
+# Rebuilt too when a C source or binding.gyp is newer than the build (a pull
+# that changed the addon without changing package-lock.json).
+if ! { [ -f build/Release/flannel_tun.node ] && [ -f build/Release/flannel_tun_test.node ]; } ||
+   [ -n "$(find src/tun/native binding.gyp -newer build/Release/flannel_tun.node -print -quit)" ]; then
+  npm run install
+fi
 npm run --silent build

@@ -16,6 +16,16 @@ export interface BackendContext {
   log: Logger;
   /** flannel-ts's data-plane switches (--tun-offload, --tun-gro, --udp-gso, --udp-gro; each default on). */
   offloads?: OffloadOptions;
+  /** The data-plane thread's tuning (--dataplane-*), for backends that have one; unset fields keep the measured defaults. */
+  dataPlane?: DataPlaneTuning;
+}
+
+export interface DataPlaneTuning {
+  warmMs?: number;
+  spinUs?: number;
+  /** undefined: the process's own. */
+  nice?: number;
+  timing?: boolean;
 }
 
 export interface OffloadOptions {

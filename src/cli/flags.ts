@@ -146,6 +146,10 @@ const FLANNEL_TS_FLAGS: FlagSpec[] = [
   f('tun-gro', 'bool', 'true', 'flannel-ts: coalesce received TCP segments into one GSO write to flannel0'),
   f('udp-gso', 'bool', 'true', 'flannel-ts: send runs of datagrams to one peer as one UDP_SEGMENT (GSO) message'),
   f('udp-gro', 'bool', 'true', 'flannel-ts: receive datagrams coalesced by the kernel (UDP_GRO)'),
+  f('dataplane-warmup-ms', 'int', '20', 'flannel-ts: while traffic is sparse, the data-plane thread rehearses one packet after this many idle ms, keeping its path resident (0 disables)'),
+  f('dataplane-spin-us', 'int', '0', 'flannel-ts: microseconds the data-plane thread polls before it sleeps (0: sleep at once)'),
+  f('dataplane-nice', 'int', '0', 'flannel-ts: nice value of the data-plane thread alone, -20 to 19 (0: the process\'s own); never real-time'),
+  f('dataplane-timing', 'bool', 'false', 'flannel-ts: time each stage of the data-plane thread (flannel_dataplane_stage_seconds_total in /metrics)'),
 ];
 
 /**
@@ -599,6 +603,10 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     tunGro: bool('tun-gro'),
     udpGso: bool('udp-gso'),
     udpGro: bool('udp-gro'),
+    dataplaneWarmupMs: intIn('dataplane-warmup-ms', 0, 60000, ' ms'),
+    dataplaneSpinUs: intIn('dataplane-spin-us', 0, 100000, ' µs'),
+    dataplaneNice: intIn('dataplane-nice', -20, 19, ''),
+    dataplaneTiming: bool('dataplane-timing'),
     verbosity: get('v').value as number,
     ignoredFlags: [...new Set(ignoredFlags)],
   };

@@ -10,7 +10,7 @@
 // and module loading (the etcd client alone is ~150 ms of CPU), so this cuts
 // the traffic gap of `systemctl restart` roughly in half.
 
-import { Backend, createBackend } from '../backend';
+import { Backend, type BackendContext, createBackend } from '../backend';
 import { TrafficManager, TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
 import { onPath } from '../iptables/exec';
 import { formatIp4, parseIp4 } from '../routes/ip4';
@@ -140,11 +140,7 @@ export class Flanneld {
       }
     }
     const warmBackend = this.backend !== undefined;
-    this.backend ??= createBackend(this.config.backendType, {
-      ext: this.ext,
-      log: this.log,
-      offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
-    });
+    this.backend ??= createBackend(this.config.backendType, this.backendContext());
     const backend = this.backend;
     const backendData = await backend.prepare(this.config);
     this.sm.useBackend(backend.type, backendData, (l) => backend.accepts(l));
@@ -188,6 +184,17 @@ export class Flanneld {
     if (o.healthzPort > 0) setImmediate(() => this.metrics());
   }
 
+  /** What every backend is built with: the interface, the log and flannel-ts's data-plane flags. */
+  private backendContext(): BackendContext {
+    const o = this.opts;
+    return {
+      ext: this.ext!,
+      log: this.log,
+      offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
+      dataPlane: { warmMs: o.dataplaneWarmupMs, spinUs: o.dataplaneSpinUs, nice: o.dataplaneNice === 0 ? undefined : o.dataplaneNice, timing: o.dataplaneTiming },
+    };
+  }
+
   /**
    * The quick path of a planned restart: flannel0 and the UDP socket with the
    * subnet, config and peers saved at the last clean stop, forwarding before
@@ -198,11 +205,7 @@ export class Flanneld {
     const o = this.opts;
     if (w.config.backendType !== 'udp') return;
     try {
-      const backend = createBackend(w.config.backendType, {
-        ext: this.ext!,
-        log: this.log,
-        offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
-      });
+      const backend = createBackend(w.config.backendType, this.backendContext());
       await backend.prepare(w.config);
       const table = new LeaseTable(w.config.port);
       table.setLocalSubnet(w.subnet);

@@ -122,7 +122,7 @@ export function createMetrics(src: MetricsSources): Registry {
     set({ how: 'blocked' }, s[0]);
     set({ how: 'spin' }, s[1]);
   });
-  mirroredCounter(registry, 'flannel_dataplane_stage_seconds_total', 'With FLANNEL_TS_DP_TIMING=1: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.', ['direction', 'stage'], (set) => {
+  mirroredCounter(registry, 'flannel_dataplane_stage_seconds_total', 'With --dataplane-timing: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.', ['direction', 'stage'], (set) => {
     const t = src.dataPlane?.()?.timing;
     if (!t) return;
     for (const [d, direction] of [[0, 'tx'], [1, 'rx']] as const) {
@@ -131,7 +131,7 @@ export function createMetrics(src: MetricsSources): Registry {
       set({ direction, stage: 'send' }, t[4 * d + 3] / 1e9);
     }
   });
-  mirroredCounter(registry, 'flannel_dataplane_stage_batches_total', 'With FLANNEL_TS_DP_TIMING=1: batches timed in flannel_dataplane_stage_seconds_total, by direction.', ['direction'], (set) => {
+  mirroredCounter(registry, 'flannel_dataplane_stage_batches_total', 'With --dataplane-timing: batches timed in flannel_dataplane_stage_seconds_total, by direction.', ['direction'], (set) => {
     const t = src.dataPlane?.()?.timing;
     if (!t) return;
     set({ direction: 'tx' }, t[0]);

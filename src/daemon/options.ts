@@ -56,6 +56,14 @@ export interface FlanneldOptions {
   udpGso: boolean;
   /** --udp-gro (flannel-ts only): receive coalesced datagrams (UDP_GRO) and cut them in user space. */
   udpGro: boolean;
+  /** --dataplane-warmup-ms (flannel-ts only): idle ms between the data-plane thread's rehearsals; 0 = none. */
+  dataplaneWarmupMs: number;
+  /** --dataplane-spin-us (flannel-ts only): µs the data-plane thread polls before sleeping. */
+  dataplaneSpinUs: number;
+  /** --dataplane-nice (flannel-ts only): the data-plane thread's nice value; 0 leaves the process's. */
+  dataplaneNice: number;
+  /** --dataplane-timing (flannel-ts only): stage times of the data-plane thread in /metrics. */
+  dataplaneTiming: boolean;
   /** -v, klog's verbosity (0 = info; see log.ts for the mapping). */
   verbosity: number;
   /**

@@ -58,12 +58,6 @@ export interface DataPlaneThreadData {
    * daemon with no traffic at all stops rehearsing: idle means idle.
    */
   warmMs: number;
-  /**
-   * Tests only (FLANNEL_TS_TEST_DP_DIE_MS): the thread throws this many ms
-   * after it starts forwarding. A fake failure: nothing else makes a healthy
-   * data-plane thread die on demand, and the test checks what flanneld does then.
-   */
-  testDieAfterMs?: number;
   /** setpriority for this thread only; undefined = leave it. */
   nice?: number;
 }
@@ -136,9 +130,6 @@ function run(d: DataPlaneThreadData): void {
   };
 
   control(); // changes made while the thread started
-  const clock = new Float64Array(1);
-  n.dpClock(clock, 0);
-  const dieAt = d.testDieAfterMs === undefined ? undefined : clock[0] + d.testDieAfterMs * 1e6;
   post({ type: 'forwarding', niceRefused });
   for (;;) {
     const warming = d.warmMs > 0 && stats[3] - lastTraffic < WARM_WINDOW_MS * 1e6;
@@ -146,7 +137,6 @@ function run(d: DataPlaneThreadData): void {
     if ((ready & (TUN_BIT | UDP_BIT)) !== 0) lastTraffic = stats[3];
     else if (ready === 0 && warming) pump.warm(); // idle for warmMs between packets: keep the path resident
     if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
-    if (dieAt !== undefined && stats[3] >= dieAt) throw new Error(`test hook FLANNEL_TS_TEST_DP_DIE_MS=${d.testDieAfterMs}: the data-plane thread fails on purpose`);
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
     if ((ready & TUN_BIT) !== 0) pump.pumpTun();
     if ((ready & UDP_BIT) !== 0) pump.pumpUdp();

@@ -26,16 +26,14 @@ import type { Tracer } from './trace';
 export interface DataPlaneOptions extends PumpOptions {
   /** This node's UDP address (host byte order), for the outer header in traces. */
   local?: { ip: number; port: number };
-  /** µs the thread polls without blocking after its work, before it sleeps (FLANNEL_TS_DP_SPIN_US). */
+  /** µs the thread polls without blocking after its work, before it sleeps (--dataplane-spin-us). */
   spinUs?: number;
-  /** Nice value of the data-plane thread alone (FLANNEL_TS_DP_NICE); undefined leaves it as the process's. */
+  /** Nice value of the data-plane thread alone (--dataplane-nice); undefined leaves it as the process's. */
   nice?: number;
-  /** ms between warm-up rehearsals of an idle thread (Pump.warm); 0 = none (FLANNEL_TS_DP_WARM_MS). */
+  /** ms between warm-up rehearsals of an idle thread (Pump.warm); 0 = none (--dataplane-warmup-ms). */
   warmMs?: number;
-  /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (FLANNEL_TS_DP_TIMING=1). */
+  /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (--dataplane-timing). */
   timing?: boolean;
-  /** Tests only: the thread fails this many ms after it forwards (see data-plane-thread.ts). */
-  testDieAfterMs?: number;
   /** Something worth a log line that does not stop forwarding (e.g. the nice value was refused). */
   onWarning?: (msg: string) => void;
   /** Called if the thread dies on its own after start. */
@@ -144,7 +142,6 @@ export class DataPlane {
       timing: this.timing?.buffer as SharedArrayBuffer | undefined,
       spinUs: this.opts.spinUs ?? 0,
       warmMs: this.opts.warmMs ?? 0,
-      testDieAfterMs: this.opts.testDieAfterMs,
       nice: this.opts.nice,
     };
     // Every later change of the control plane's table follows as a message,

@@ -53,7 +53,7 @@ export class Pump {
   /** This node's UDP address, for the outer header in traces. */
   localAddress = { ip: 0, port: 0 };
   /**
-   * Stage timing (FLANNEL_TS_DP_TIMING=1), for the first batch of each
+   * Stage timing (--dataplane-timing), for the first batch of each
    * wake-up: the thread's clock (dpClock, ns) and, per direction d (0 tx,
    * 1 rx), words 4d..4d+3 summing [batches timed, ns wake->read done,
    * ns deciding, ns sending/writing]. Word 8 holds the wake time (dpWait's

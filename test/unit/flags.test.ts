@@ -52,6 +52,10 @@ describe('defaults', () => {
       tunGro: true,
       udpGso: true,
       udpGro: true,
+      dataplaneWarmupMs: 20,
+      dataplaneSpinUs: 0,
+      dataplaneNice: 0,
+      dataplaneTiming: false,
       ipMasq: false,
       ipMasqFullyRandomDisable: false,
       ipBlackholeRoute: false,
@@ -335,6 +339,14 @@ describe('values', () => {
     ]);
   });
 
+  test('data-plane tuning: flags or FLANNELD_DATAPLANE_*, ranges checked', () => {
+    const o = run(['--dataplane-nice=-5', '-dataplane-spin-us', '50', '--dataplane-timing'], { FLANNELD_DATAPLANE_WARMUP_MS: '0' });
+    assert.deepEqual([o.dataplaneNice, o.dataplaneSpinUs, o.dataplaneTiming, o.dataplaneWarmupMs], [-5, 50, true, 0]);
+    fails(['--dataplane-nice=20'], {}, 'flag --dataplane-nice', '-20 to 19');
+    fails(['--dataplane-warmup-ms=-1'], {}, 'flag --dataplane-warmup-ms', '0 to 60000');
+    fails([], { FLANNELD_DATAPLANE_SPIN_US: 'fast' }, 'FLANNELD_DATAPLANE_SPIN_US');
+  });
+
   test('bad etcd endpoints name the flag and say what is wrong', () => {
     fails(['--etcd-endpoints=198.18.0.1:2379'], {}, 'flag --etcd-endpoints', 'no scheme');
     fails(['--etcd-endpoints=http://198.18.0.1'], {}, 'flag --etcd-endpoints', 'no port');
@@ -409,9 +421,9 @@ describe('--help and --version', () => {
     // sorted by name, as Go does
     const names = [...u.matchAll(/^ {2}-([a-z_-]+)/gm)].map((m) => m[1]);
     assert.deepEqual(names, [...names].sort());
-    // flanneld's 31 flags plus flannel-ts's own: --admin-socket and the four offload switches
-    assert.equal(names.length, 36);
-    for (const n of ['admin-socket', 'tun-offload', 'tun-gro', 'udp-gso', 'udp-gro']) assert.ok(names.includes(n), n);
+    // flanneld's 31 flags plus flannel-ts's own: --admin-socket, the four offload switches, the four data-plane tunings
+    assert.equal(names.length, 40);
+    for (const n of ['admin-socket', 'tun-offload', 'tun-gro', 'udp-gso', 'udp-gro', 'dataplane-warmup-ms', 'dataplane-spin-us', 'dataplane-nice', 'dataplane-timing']) assert.ok(names.includes(n), n);
     assert.ok(u.includes('  -tun-offload\n    \tflannel-ts: read TCP super-packets from flannel0 (TSO)'));
     assert.match(u, /-udp-gro\n.*\(default true\)\n/);
   });

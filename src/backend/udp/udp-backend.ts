@@ -11,7 +11,7 @@ import type { NetworkConfig } from '../../subnet/config';
 import { configureTun } from '../../tun/configure';
 import { TunDevice } from '../../tun/tun-device';
 import { UdpSocket } from '../../tun/udp-socket';
-import type { Backend, BackendContext } from '../backend';
+import type { Backend, BackendContext, DataPlaneTuning } from '../backend';
 import { FlannelError } from '../../util/errors';
 
 /** flannel's udp encapsulation overhead: outer IPv4 (20) + UDP (8) headers. */
@@ -56,7 +56,7 @@ export class UdpBackend implements Backend {
   async start(lease: Lease, config: NetworkConfig, table: LeaseTable): Promise<number> {
     const { ext, log } = this.ctx;
     this.network = config.network;
-    const tuning = dataPlaneTuning(); // a bad value is refused before flannel0 exists
+    const tuning = { ...DEFAULT_TUNING, ...definedOnly(this.ctx.dataPlane ?? {}) };
     const want = { tunOffload: true, tunGro: true, udpGso: true, udpGro: true, ...this.ctx.offloads };
     // vnet headers carry the TUN offloads: super-packets read (TSO, split in
     // the addon) and coalesced TCP segments written (user-space GRO). With
@@ -173,33 +173,12 @@ export class UdpBackend implements Backend {
 }
 
 /**
- * The data-plane thread's tuning from the environment (for measuring; the
- * defaults are what measured best, see the README's data-plane thread section):
- * FLANNEL_TS_DP_SPIN_US (µs of polling before sleeping), FLANNEL_TS_DP_NICE,
- * FLANNEL_TS_DP_WARM_MS (idle warm-up period, 0 = off), FLANNEL_TS_DP_TIMING=1 (stage times in /metrics: flannel_dataplane_stage_seconds_total).
+ * The data-plane thread's defaults, from the latency A/B in the README: a
+ * warm-up rehearsal every 20 ms while traffic is sparse, no spin before
+ * sleeping, the process's own nice value (nice -10 cost 4-stream throughput).
  */
-function dataPlaneTuning(): { spinUs?: number; nice?: number; timing?: boolean; warmMs?: number; testDieAfterMs?: number } {
-  const num = (name: string, min: number, max: number): number | undefined => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new FlannelError('FLANNEL_ERR_DATA_PLANE', `${name}=${v} is not an integer in [${min}, ${max}]: fix or unset it`);
-    }
-    return n;
-  };
-  return {
-    spinUs: num('FLANNEL_TS_DP_SPIN_US', 0, 100000) ?? DEFAULT_SPIN_US,
-    nice: num('FLANNEL_TS_DP_NICE', -20, 19) ?? DEFAULT_NICE,
-    timing: num('FLANNEL_TS_DP_TIMING', 0, 1) === 1,
-    warmMs: num('FLANNEL_TS_DP_WARM_MS', 0, 60000) ?? DEFAULT_WARM_MS,
-    testDieAfterMs: num('FLANNEL_TS_TEST_DP_DIE_MS', 0, 3_600_000),
-  };
-}
+const DEFAULT_TUNING: DataPlaneTuning = { warmMs: 20, spinUs: 0, timing: false };
 
-/** µs the data-plane thread polls before it sleeps (measured: README). */
-const DEFAULT_SPIN_US = 0;
-/** ms between warm-up rehearsals of an idle data-plane thread (0 = none; measured: README). */
-const DEFAULT_WARM_MS = 20;
-/** The data-plane thread's nice value (undefined: the process's). */
-const DEFAULT_NICE: number | undefined = undefined;
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
