@@ -17,7 +17,7 @@ module.exports = {
     },
     {
       name: 'src-not-to-dev-code',
-      comment: 'Product code never imports the developers\' bench/ or the tests.',
+      comment: "Product code never imports the developers' bench/ or the tests.",
       severity: 'error',
       from: { path: '^src/' },
       to: { path: '^(bench|test)/' },
@@ -58,7 +58,7 @@ module.exports = {
     },
     {
       name: 'tun-and-routes-are-the-bottom',
-      comment: 'The addon\'s face and the lease table import only src/util.',
+      comment: "The addon's face and the lease table import only src/util.",
       severity: 'error',
       from: { path: '^src/(tun|routes)/' },
       to: { path: '^src/(?!util/|tun/|routes/)' },
@@ -79,7 +79,7 @@ module.exports = {
     },
     {
       name: 'daemon-never-loads-cni',
-      comment: 'The CNI plugin and the lab\'s CNI runtime run in their own short-lived processes; flanneld does not load them.',
+      comment: "The CNI plugin and the lab's CNI runtime run in their own short-lived processes; flanneld does not load them.",
       severity: 'error',
       from: { path: '^src/(daemon|backend|subnet|iptables|encap|routes|tun)/' },
       to: { path: '^src/cni/' },

@@ -14,7 +14,7 @@ import { VxlanBackend } from '../src/backend/vxlan/vxlan-backend';
 import { findExternalInterface } from '../src/daemon/iface';
 import { createLogger } from '../src/util/log';
 import { Ip4Net, parseIp4 } from '../src/routes/ip4';
-import { LeaseDiff, LeaseTable, Peer } from '../src/routes/lease-table';
+import { type LeaseDiff, LeaseTable, type Peer } from '../src/routes/lease-table';
 import { parseNetworkConfig } from '../src/subnet/config';
 import { run } from '../src/lab/sh';
 
@@ -37,10 +37,16 @@ async function main(): Promise<void> {
       publicIp: (base + (gen === 0 ? i : count + i)) >>> 0,
       port: config.port,
       index: i,
-      backendData: backend === 'vxlan' ? { VNI: 1, VtepMAC: `0a:58:${gen.toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}:01` } : undefined,
+      backendData:
+        backend === 'vxlan'
+          ? { VNI: 1, VtepMAC: `0a:58:${gen.toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}:01` }
+          : undefined,
     }));
   const kernel = b.kernel!;
-  const routes = () => run(['ip', '-4', 'route', 'show', 'root', '198.19.0.0/16']).split('\n').filter((l) => l.includes('via')).length;
+  const routes = () =>
+    run(['ip', '-4', 'route', 'show', 'root', '198.19.0.0/16'])
+      .split('\n')
+      .filter((l) => l.includes('via')).length;
   const apply = async (diff: LeaseDiff): Promise<number> => {
     const t0 = process.hrtime.bigint();
     b.leasesChanged(diff);

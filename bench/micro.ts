@@ -41,7 +41,7 @@ suite
     console.log('TypeScript hot path per packet (batch of 64, 100 peers), benchmark.js:');
     for (const b of benches.slice(1)) {
       const perPacketNs = ((b.stats.mean - base) / PACKETS) * 1e9;
-      console.log(`  ${(b.name ?? "").padEnd(34)} ${perPacketNs.toFixed(1).padStart(6)} ns/packet  (±${b.stats.rme.toFixed(1)}%, ${b.stats.sample.length} samples)`);
+      console.log(`  ${(b.name ?? '').padEnd(34)} ${perPacketNs.toFixed(1).padStart(6)} ns/packet  (±${b.stats.rme.toFixed(1)}%, ${b.stats.sample.length} samples)`);
     }
   })
   .run();

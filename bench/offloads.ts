@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Lab } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
-import { Host, Pod } from '../src/lab/host';
+import { Host, type Pod } from '../src/lab/host';
 import { startBackendCluster } from '../src/lab/topology';
 import { sleep, waitFor } from '../src/lab/sh';
 import { execStatus } from '../src/util/exec';
@@ -227,7 +227,10 @@ async function main(): Promise<void> {
       '',
       '| config | Gbit/s (median) | runs | × vxlan | retransmits | sender CPU s/GB | receiver CPU s/GB | sender flannel0 B/skb | receiver flannel0 B/skb |',
       '|---|---|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.name} | ${f(r.gbps)} | ${r.all.join(' / ')} | ${f(r.ratio)} | ${f(r.retransmits, 0)} | ${f(r.senderCpuPerGB)} | ${f(r.receiverCpuPerGB)} | ${f(r.senderTunRead, 0)} | ${f(r.receiverTunWrite, 0)} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${f(r.gbps)} | ${r.all.join(' / ')} | ${f(r.ratio)} | ${f(r.retransmits, 0)} | ${f(r.senderCpuPerGB)} | ${f(r.receiverCpuPerGB)} | ${f(r.senderTunRead, 0)} | ${f(r.receiverTunWrite, 0)} |`,
+      ),
     ];
     process.stdout.write(lines.join('\n') + '\n');
     if (o.json) fs.writeFileSync(o.json, JSON.stringify({ options: { ...o, configs: o.configs.map((c) => c.name) }, rows }, null, 2));

@@ -23,10 +23,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Lab, REPO_ROOT } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
-import { Host, Pod } from '../src/lab/host';
+import { Host, type Pod } from '../src/lab/host';
 import { run, sleep, tryRun, waitFor } from '../src/lab/sh';
 
 interface Options {
@@ -213,7 +213,9 @@ export async function main(argv: string[]): Promise<void> {
       if (t - lastReport >= 60) {
         lastReport = t;
         const s = samples.map((x) => x[x.length - 1]);
-        console.log(`  ${Math.round(t)} s: RSS ${s.map((x) => mib(x.rss)).join('/')} MiB, heap ${s.map((x) => mib(x.heap)).join('/')} MiB, loop p99 ${s.map((x) => (x.loopP99 * 1000).toFixed(1)).join('/')} ms, leases ${s.map((x) => x.leases).join('/')}`);
+        console.log(
+          `  ${Math.round(t)} s: RSS ${s.map((x) => mib(x.rss)).join('/')} MiB, heap ${s.map((x) => mib(x.heap)).join('/')} MiB, loop p99 ${s.map((x) => (x.loopP99 * 1000).toFixed(1)).join('/')} ms, leases ${s.map((x) => x.leases).join('/')}`,
+        );
       }
       await sleep(o.churnMs);
     }
@@ -277,7 +279,11 @@ export async function main(argv: string[]): Promise<void> {
       const sender = /\[\s*\d+\]\s+0\.00-\S+\s+sec\s+(\S+ \S+)\s+(\S+ \S+)\s+(\d+)\s+sender/.exec(t);
       return sender ? { transferred: sender[1], rate: sender[2], retransmits: Number(sender[3]) } : { error: t.slice(-300) };
     });
-    const otherDrops = rows.flatMap((r, i) => Object.entries(r.drops).filter(([k]) => !(i === 0 && k === 'rx:unknown_source')).map(([k, v]) => `${r.host} ${k} ${v}`));
+    const otherDrops = rows.flatMap((r, i) =>
+      Object.entries(r.drops)
+        .filter(([k]) => !(i === 0 && k === 'rx:unknown_source'))
+        .map(([k, v]) => `${r.host} ${k} ${v}`),
+    );
     const injectedCounted = rows[0].drops['rx:unknown_source'] ?? 0;
     const result = {
       minutes: o.minutes,
@@ -300,7 +306,11 @@ export async function main(argv: string[]): Promise<void> {
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) {
       console.log(
-        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${signedPct(r.rssChangePct)}) | ${r.rssAnonStartMiB} → ${r.rssAnonEndMiB} (${signedPct(r.rssAnonChangePct)}) / ${r.rssFileStartMiB} → ${r.rssFileEndMiB} | ${r.heapStartMiB} → ${r.heapEndMiB} (${signedPct(r.heapChangePct)}) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '0'} |`,
+        `| ${r.host} | ${r.rssStartMiB} → ${r.rssEndMiB} (${signedPct(r.rssChangePct)}) | ${r.rssAnonStartMiB} → ${r.rssAnonEndMiB} (${signedPct(r.rssAnonChangePct)}) / ${r.rssFileStartMiB} → ${r.rssFileEndMiB} | ${r.heapStartMiB} → ${r.heapEndMiB} (${signedPct(r.heapChangePct)}) | ${r.loopP99Ms} / ${r.loopMaxMs} | ${r.packets.tx} / ${r.packets.rx} | ${
+          Object.entries(r.drops)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || '0'
+        } |`,
       );
     }
     console.log(

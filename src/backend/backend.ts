@@ -4,10 +4,10 @@
 // Backends live one per folder: udp/ (flannel0 + our data plane), and the
 // kernel ones beside it.
 
-import { Counters } from '../encap/counters';
+import type { Counters } from '../encap/counters';
 import type { Tracer } from '../encap/trace';
-import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
-import { NetworkConfig } from '../subnet/config';
+import type { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
+import type { NetworkConfig } from '../subnet/config';
 import type { ExternalInterface } from '../util/external-interface';
 import type { Logger } from '../util/log';
 

@@ -1,7 +1,7 @@
 // Backend.Type → backend. The config validator (src/subnet/backends.ts) decides
 // which types are accepted; this maps each accepted type to its code.
 
-import { Backend, BackendContext } from './backend';
+import type { Backend, BackendContext } from './backend';
 import { HostGwBackend } from './hostgw/hostgw-backend';
 import { UdpBackend } from './udp/udp-backend';
 import { VxlanBackend } from './vxlan/vxlan-backend';

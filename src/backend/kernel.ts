@@ -14,9 +14,9 @@
 // flush — the control plane's first full list of leases — it removes entries
 // left in the kernel by an earlier run for peers that are gone.
 
-import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { Ip4, Ip4Net, parseIp4 } from '../routes/ip4';
-import { LeaseDiff, Peer } from '../routes/lease-table';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type Ip4, Ip4Net, parseIp4 } from '../routes/ip4';
+import type { LeaseDiff, Peer } from '../routes/lease-table';
 import type { Logger } from '../util/log';
 import { exec } from '../util/exec';
 
@@ -51,7 +51,9 @@ export class BatchShell {
   private lineNo = 0;
   private stderrBuf = '';
   private message: string[] = [];
-  private current: { child: ChildProcessWithoutNullStreams; first: number; sentinel: number; lines: BatchLine[]; failures: BatchFailure[]; done: (f: BatchFailure[]) => void; timer: NodeJS.Timeout } | undefined;
+  private current:
+    | { child: ChildProcessWithoutNullStreams; first: number; sentinel: number; lines: BatchLine[]; failures: BatchFailure[]; done: (f: BatchFailure[]) => void; timer: NodeJS.Timeout }
+    | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   /** Processes started (1 unless the tool died). */

@@ -17,14 +17,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
-import { Host, Pod } from '../lab/host';
-import { BACKENDS, BACKEND_NETWORKS, BackendName, BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
+import { Host, type Pod } from '../lab/host';
+import { BACKENDS, BACKEND_NETWORKS, type BackendName, type BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
 import { execStatus } from '../util/exec';
 import type { ChurnArgs } from './churn-driver';
 import { tryRun, sleep } from '../lab/sh';
 import { controlPlaneBench, startSink } from './control-plane';
-import { PingResult, cpuSeconds, machineBusySeconds, ping, quantile, tcp, udpSmall } from './measure';
-import { BenchDocument, BackendResult, ControlPlaneResult, METRICS, MetricDef, PHASE_METRICS, formatTable, renderSvg, summarize } from './report';
+import { type PingResult, cpuSeconds, machineBusySeconds, ping, quantile, tcp, udpSmall } from './measure';
+import { type BenchDocument, type BackendResult, type ControlPlaneResult, METRICS, type MetricDef, PHASE_METRICS, formatTable, renderSvg, summarize } from './report';
 
 export interface BenchOptions {
   backends: BackendName[];
@@ -121,7 +121,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         if (o.mtu > 65535) throw new Error('bench: --mtu is at most 65535');
         break;
       case 'backends': {
-        const list = (v() ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const list = (v() ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         if (list.length === 0) throw new Error(`bench: --backends needs a list such as udp,vxlan,host-gw`);
         for (const b of list) if (!isBackendName(b)) throw new Error(`bench: unknown backend "${b}" (choose from ${BACKENDS.join(', ')})`);
         o.backends = [...new Set(list)] as BackendName[];

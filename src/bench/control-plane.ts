@@ -10,15 +10,15 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Etcd } from '../lab/etcd';
+import type { Etcd } from '../lab/etcd';
 import { Host } from '../lab/host';
-import { Lab, REPO_ROOT, waitForLog } from '../lab/lab';
-import { BackendName, BackendNode, writeBackendConfig } from '../lab/topology';
+import { type Lab, REPO_ROOT, waitForLog } from '../lab/lab';
+import { type BackendName, BackendNode, writeBackendConfig } from '../lab/topology';
 import { run, sleep } from '../lab/sh';
 import { execStatus } from '../util/exec';
 import type { DriverArgs, DriverResult } from './cp-driver';
 import { memoryMiB, quantile } from './measure';
-import { ControlPlaneResult } from './report';
+import type { ControlPlaneResult } from './report';
 
 export const CP_NETWORK = '198.19.0.0/16';
 export const CP_SUBNET_LEN = 30;

@@ -136,20 +136,22 @@ async function main(): Promise<void> {
 
   /** Probes `f` every 1 ms until the sink acknowledges it; resolves with the sink's arrival time, or undefined on timeout. */
   const probe = (f: Fake, timeoutMs = args.timeoutMs): Promise<bigint | undefined> =>
-    args.probe === false ? Promise.resolve(undefined) : new Promise((resolve) => {
-      const payload = probePayload(RUN, f.index);
-      const send = () => sock.send(payload, args.probePort, f.probeTo, () => undefined);
-      const timer = setInterval(send, 1);
-      const give = setTimeout(() => done(undefined), timeoutMs);
-      const done = (t: bigint | undefined) => {
-        clearInterval(timer);
-        clearTimeout(give);
-        waiting.delete(f.index);
-        resolve(t);
-      };
-      waiting.set(f.index, done);
-      send();
-    });
+    args.probe === false
+      ? Promise.resolve(undefined)
+      : new Promise((resolve) => {
+          const payload = probePayload(RUN, f.index);
+          const send = () => sock.send(payload, args.probePort, f.probeTo, () => undefined);
+          const timer = setInterval(send, 1);
+          const give = setTimeout(() => done(undefined), timeoutMs);
+          const done = (t: bigint | undefined) => {
+            clearInterval(timer);
+            clearTimeout(give);
+            waiting.delete(f.index);
+            resolve(t);
+          };
+          waiting.set(f.index, done);
+          send();
+        });
 
   const result: DriverResult = { latencyMs: [], latencyFailures: 0, leasesWritten: 0 };
   let next = 0;

@@ -2,7 +2,7 @@
 // ping RTTs, and a daemon's CPU time and memory from /proc.
 
 import * as fs from 'node:fs';
-import { Pod } from '../lab/host';
+import type { Pod } from '../lab/host';
 import { execStatus } from '../util/exec';
 import { sleep } from '../util/sleep';
 
@@ -119,4 +119,3 @@ export function quantile(xs: number[], q: number): number {
   const hi = Math.ceil(pos);
   return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }
-

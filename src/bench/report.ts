@@ -75,7 +75,22 @@ export interface BenchDocument {
   schema: 'flannel-ts-bench/1';
   date: string;
   machine: { kernel: string; cpus: number; cpuModel: string; node: string; iperf3: string };
-  options: { backends: BackendId[]; duration: number; repeat: number; mtu: number; dataPlane: boolean; controlPlane: boolean; cpLeases: number; cpBurst: number; cpMemoryLeases: number; pings?: number; sparse?: number; loadLatency?: boolean; churnSeconds?: number; churnLeases?: number };
+  options: {
+    backends: BackendId[];
+    duration: number;
+    repeat: number;
+    mtu: number;
+    dataPlane: boolean;
+    controlPlane: boolean;
+    cpLeases: number;
+    cpBurst: number;
+    cpMemoryLeases: number;
+    pings?: number;
+    sparse?: number;
+    loadLatency?: boolean;
+    churnSeconds?: number;
+    churnLeases?: number;
+  };
   topology: string;
   metrics: MetricDef[];
   /** Data plane, per backend (empty when --no-data-plane). */
@@ -120,10 +135,13 @@ export function formatTable(doc: BenchDocument): string {
         }),
       ]);
     }
-    rows.push(['min – max, TCP 1 stream', ...bs.map((b) => {
-      const r = doc.backends[b]!.metrics.tcp1;
-      return r ? `${fmt(r.min, 2)} – ${fmt(r.max, 2)}` : '–';
-    })]);
+    rows.push([
+      'min – max, TCP 1 stream',
+      ...bs.map((b) => {
+        const r = doc.backends[b]!.metrics.tcp1;
+        return r ? `${fmt(r.min, 2)} – ${fmt(r.max, 2)}` : '–';
+      }),
+    ]);
     rows.push(['TCP retransmits', ...bs.map((b) => String(doc.backends[b]!.tcpRetransmits))]);
     rows.push(['UDP 64 B loss (%)', ...bs.map((b) => fmt(summarize(doc.backends[b]!.udp64LossPercent).median, 1))]);
     rows.push(['pings lost', ...bs.map((b) => String(doc.backends[b]!.pingsLost))]);
@@ -141,15 +159,21 @@ export function formatTable(doc: BenchDocument): string {
     rows.push(['probes never forwarded', ...cbs.map((b) => String(cp[b]!.latencyMs.failures))]);
     rows.push([`${doc.options.cpBurst} leases at once → forwarded (ms)`, ...cbs.map((b) => fmtMs(cp[b]!.burst?.forwardedMs))]);
     rows.push(['  of which etcd puts (ms)', ...cbs.map((b) => fmt(cp[b]!.burst?.putMs, 0))]);
-    rows.push(['largest kernel flush (peers / ms / batches)', ...cbs.map((b) => {
-      const f = cp[b]!.largestFlush;
-      return f ? `${f.peers} / ${f.ms.toFixed(0)} / ${f.batches}` : '–';
-    })]);
+    rows.push([
+      'largest kernel flush (peers / ms / batches)',
+      ...cbs.map((b) => {
+        const f = cp[b]!.largestFlush;
+        return f ? `${f.peers} / ${f.ms.toFixed(0)} / ${f.batches}` : '–';
+      }),
+    ]);
     rows.push([`${doc.options.cpMemoryLeases} leases → last one forwarded (ms)`, ...cbs.map((b) => fmtMs(cp[b]!.memory?.forwardedMs))]);
-    rows.push([`RSS idle → with ${doc.options.cpMemoryLeases} leases (MiB)`, ...cbs.map((b) => {
-      const m = cp[b]!.memory;
-      return m ? `${m.rssBaselineMiB.toFixed(0)} → ${m.rssMiB.toFixed(0)}` : '–';
-    })]);
+    rows.push([
+      `RSS idle → with ${doc.options.cpMemoryLeases} leases (MiB)`,
+      ...cbs.map((b) => {
+        const m = cp[b]!.memory;
+        return m ? `${m.rssBaselineMiB.toFixed(0)} → ${m.rssMiB.toFixed(0)}` : '–';
+      }),
+    ]);
     out.push(table(rows));
   }
   return out.join('\n');
@@ -229,7 +253,9 @@ export function renderSvg(doc: BenchDocument): string {
     p.bars.forEach((b, j) => {
       const cx = x0 + 20 + (j + 0.5) * ((pw - 40) / p.bars.length);
       const h = Math.max(1, b.value * scale);
-      o.push(`<rect x="${(cx - bw / 2).toFixed(1)}" y="${(plotBottom - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[b.backend]}"><title>${esc(`${b.backend}: ${b.value.toFixed(p.digits)} ${p.unit}`)}</title></rect>`);
+      o.push(
+        `<rect x="${(cx - bw / 2).toFixed(1)}" y="${(plotBottom - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[b.backend]}"><title>${esc(`${b.backend}: ${b.value.toFixed(p.digits)} ${p.unit}`)}</title></rect>`,
+      );
       if (b.min !== undefined && b.max !== undefined && b.max > b.min) {
         const y1 = plotBottom - b.min * scale;
         const y2 = plotBottom - b.max * scale;

@@ -15,7 +15,9 @@ export async function main(argv: string[]): Promise<void> {
       if (!v) throw new Error('cleanup: --subnet-file needs a path');
       subnetFile = v;
     } else if (k === 'h' || k === 'help') {
-      process.stdout.write('usage: flannel-ts cleanup [--subnet-file PATH]\nremoves flanneld\'s iptables/nftables rules, blackhole route, devices and restart state; keeps subnet.env and the etcd lease\n');
+      process.stdout.write(
+        "usage: flannel-ts cleanup [--subnet-file PATH]\nremoves flanneld's iptables/nftables rules, blackhole route, devices and restart state; keeps subnet.env and the etcd lease\n",
+      );
       return;
     } else {
       throw new Error(`cleanup: unknown option ${argv[i]} (usage: flannel-ts cleanup [--subnet-file PATH])`);
@@ -23,7 +25,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const r = await cleanupHost(subnetFile, createLogger(0, 'cleanup'));
   for (const x of r.removed) process.stdout.write(`removed ${x}\n`);
-  if (r.removed.length === 0) process.stdout.write('nothing of flanneld\'s to remove\n');
+  if (r.removed.length === 0) process.stdout.write("nothing of flanneld's to remove\n");
   if (r.failed.length > 0) {
     throw new FlannelError('FLANNEL_ERR_CLEANUP', `could not remove: ${r.failed.join('; ')} (run as root, with flanneld stopped)`);
   }

@@ -106,10 +106,22 @@ const FLANNELD_FLAGS: FlagSpec[] = [
   f('etcd-cafile', 'string', '', 'SSL Certificate Authority file used to secure etcd communication'),
   f('etcd-username', 'string', '', 'username for BasicAuth to etcd'),
   f('etcd-password', 'string', '', 'password for BasicAuth to etcd'),
-  f('iface', 'list', '[]', 'interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each option in order. Returns the first match found.', 'supported', { envSplit: true }),
+  f('iface', 'list', '[]', 'interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each option in order. Returns the first match found.', 'supported', {
+    envSplit: true,
+  }),
   // Not split from the environment: a regex may contain commas (e.g. `eth{1,2}`).
-  f('iface-regex', 'list', '[]', 'regex expression to match the first interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each regex in order. Returns the first match found. Regexes are checked after specific interfaces specified by the iface option have already been checked.'),
-  f('iface-can-reach', 'string', '', "detect interface to use (IP or name) for inter-host communication based on which will be used for provided IP. This is exactly the interface to use of command 'ip route get <ip-address>'"),
+  f(
+    'iface-regex',
+    'list',
+    '[]',
+    'regex expression to match the first interface to use (IP or name) for inter-host communication. Can be specified multiple times to check each regex in order. Returns the first match found. Regexes are checked after specific interfaces specified by the iface option have already been checked.',
+  ),
+  f(
+    'iface-can-reach',
+    'string',
+    '',
+    "detect interface to use (IP or name) for inter-host communication based on which will be used for provided IP. This is exactly the interface to use of command 'ip route get <ip-address>'",
+  ),
   f('subnet-file', 'string', '/run/flannel/subnet.env', 'filename where env variables (subnet, MTU, ... ) will be written to'),
   f('public-ip', 'string', '', 'IP accessible by other nodes for inter-host communication'),
   f('public-ipv6', 'string', '', 'IPv6 accessible by other nodes for inter-host communication', 'unsupported'),
@@ -148,7 +160,7 @@ const FLANNEL_TS_FLAGS: FlagSpec[] = [
   f('udp-gro', 'bool', 'true', 'flannel-ts: receive datagrams coalesced by the kernel (UDP_GRO)'),
   f('dataplane-warmup-ms', 'int', '20', 'flannel-ts: while traffic is sparse, the data-plane thread rehearses one packet after this many idle ms, keeping its path resident (0 disables)'),
   f('dataplane-spin-us', 'int', '0', 'flannel-ts: microseconds the data-plane thread polls before it sleeps (0: sleep at once)'),
-  f('dataplane-nice', 'int', '0', 'flannel-ts: nice value of the data-plane thread alone, -20 to 19 (0: the process\'s own); never real-time'),
+  f('dataplane-nice', 'int', '0', "flannel-ts: nice value of the data-plane thread alone, -20 to 19 (0: the process's own); never real-time"),
   f('dataplane-timing', 'bool', 'false', 'flannel-ts: time each stage of the data-plane thread (flannel_dataplane_stage_seconds_total in /metrics)'),
 ];
 
@@ -329,7 +341,7 @@ const HELP_HINT = 'run "flanneld --help" to list the flags';
 function unknownFlag(name: string): FlagError {
   let msg = `flag provided but not defined: -${name}`;
   if (KLOG_FILE_FLAGS.has(name)) {
-    msg += '; flanneld takes only -v, -vmodule and -log_backtrace_at of klog\'s flags, and flannel-ts always logs to stderr';
+    msg += "; flanneld takes only -v, -vmodule and -log_backtrace_at of klog's flags, and flannel-ts always logs to stderr";
   } else {
     const close = suggest(name);
     if (close) msg += `; did you mean --${close}?`;
@@ -698,7 +710,7 @@ function checkPublicIp(v: string): string | undefined {
   }
   const first = Number(v.split('.')[0]);
   if (v === '0.0.0.0') return 'the unspecified address; give the address other hosts reach this one at';
-  if (v === '255.255.255.255' || (first >= 224 && first <= 239)) return 'a broadcast or multicast address; give this host\'s unicast address';
+  if (v === '255.255.255.255' || (first >= 224 && first <= 239)) return "a broadcast or multicast address; give this host's unicast address";
   return undefined;
 }
 
@@ -777,7 +789,11 @@ export function usage(program = 'flanneld'): string {
     `upper case with dashes as underscores (e.g. ${envName('etcd-endpoints')}); the\n` +
     `command line wins. ${envName('iface')} may list several interfaces separated by commas.\n` +
     "klog's output flags flanneld lacks are accepted and ignored (flannel-ts always\n" +
-    `logs to standard error): ${KLOG_NOOP_FLAGS.slice(0, 3).map((s) => '-' + s.name).join(', ')},\n` +
-    `${KLOG_NOOP_FLAGS.slice(3).map((s) => '-' + s.name).join(', ')}.\n`;
+    `logs to standard error): ${KLOG_NOOP_FLAGS.slice(0, 3)
+      .map((s) => '-' + s.name)
+      .join(', ')},\n` +
+    `${KLOG_NOOP_FLAGS.slice(3)
+      .map((s) => '-' + s.name)
+      .join(', ')}.\n`;
   return text;
 }

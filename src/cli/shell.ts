@@ -98,15 +98,7 @@ export async function main(argv: string[]): Promise<void> {
     const sh = process.env.SHELL && fs.existsSync(process.env.SHELL) ? process.env.SHELL : '/bin/bash';
     if (path.basename(sh) === 'bash') {
       const rc = path.join(state.dir, 'shell.bashrc');
-      fs.writeFileSync(
-        rc,
-        [
-          '[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc',
-          '[ -f ~/.bashrc ] && . ~/.bashrc',
-          'PS1="(flannel-ts $FLANNEL_TS_PLACE) \\w\\$ "',
-          '',
-        ].join('\n'),
-      );
+      fs.writeFileSync(rc, ['[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc', '[ -f ~/.bashrc ] && . ~/.bashrc', 'PS1="(flannel-ts $FLANNEL_TS_PLACE) \\w\\$ "', ''].join('\n'));
       // -i only at a terminal: piped commands run as a script, without job-control warnings.
       argv2 = [sh, '--rcfile', rc, ...(process.stdin.isTTY ? ['-i'] : [])];
     } else {

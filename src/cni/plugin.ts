@@ -20,17 +20,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  FlannelNetConf,
-  buildDelegateConf,
-  confVersion,
-  loadSubnetEnv,
-  marshalSorted,
-  parseConfJson,
-  parseFlannelConf,
-} from './conf';
+import { type FlannelNetConf, buildDelegateConf, confVersion, loadSubnetEnv, marshalSorted, parseConfJson, parseFlannelConf } from './conf';
 import { CNI_CODES, CniError, errorText } from './errors';
-import { PluginExec, delegate, execPlugin } from './invoke';
+import { type PluginExec, delegate, execPlugin } from './invoke';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, isSupported, parseVersion, versionAtLeast, versionInfo } from './version';
 import { version } from '../util/version';
 

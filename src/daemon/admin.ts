@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { TraceEvent, TraceFilter, Tracer } from '../encap/trace';
+import { type TraceEvent, type TraceFilter, Tracer } from '../encap/trace';
 import { parseIp4 } from '../routes/ip4';
 import type { Logger } from '../util/log';
 import { FlannelError } from '../util/errors';

@@ -14,7 +14,7 @@
 // route is removed); stop() ends the loop and leaves the route, as upstream
 // does (`flannel-ts cleanup` removes it). Commands run asynchronously.
 
-import { Ip4Net } from '../routes/ip4';
+import type { Ip4Net } from '../routes/ip4';
 import type { Logger } from '../util/log';
 import { execStatus } from '../util/exec';
 

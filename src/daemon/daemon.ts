@@ -10,26 +10,26 @@
 // and module loading (the etcd client alone is ~150 ms of CPU), so this cuts
 // the traffic gap of `systemctl restart` roughly in half.
 
-import { Backend, type BackendContext, createBackend } from '../backend';
-import { TrafficManager, TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
+import { type Backend, type BackendContext, createBackend } from '../backend';
+import { type TrafficManager, type TrafficMode, createTrafficManager, removeLeftovers } from '../iptables';
 import { onPath } from '../iptables/exec';
 import { formatIp4, parseIp4 } from '../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
-import { NetworkConfig } from '../subnet/config';
+import { type Lease, type LeaseDiff, LeaseTable } from '../routes/lease-table';
+import type { NetworkConfig } from '../subnet/config';
 import { describeConfigDifference } from '../subnet/config-change';
 import { EtcdRegistry, preloadEtcd3 } from '../subnet/registry';
-import { RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
+import { type RestartState, saveRestartState, takeRestartState } from '../subnet/restart-state';
 import { formatSubnetFile, readSubnetFile, writeSubnetFile } from '../subnet/subnet-env';
 import * as fs from 'node:fs';
 import { SubnetManager } from '../subnet/subnet-manager';
 import type { FlanneldOptions } from './options';
-import { AdminServer, startAdminServer } from './admin';
-import { HealthServer, startHealthServer } from './healthz';
+import { type AdminServer, startAdminServer } from './admin';
+import { type HealthServer, startHealthServer } from './healthz';
 import { SystemdNotifier } from './notify';
 import { BlackholeRoute } from './blackhole';
 import { warnIfNoBrNetfilter } from './host-checks';
-import { ExternalInterface, findExternalInterface } from './iface';
-import { Logger } from '../util/log';
+import { type ExternalInterface, findExternalInterface } from './iface';
+import type { Logger } from '../util/log';
 import type { Registry } from 'prom-client';
 
 export class Flanneld {
@@ -83,7 +83,10 @@ export class Flanneld {
   async start(): Promise<void> {
     const o = this.opts;
     this.ext = await findExternalInterface({ iface: o.iface, ifaceRegex: o.ifaceRegex, ifaceCanReach: o.ifaceCanReach, publicIp: o.publicIp });
-    this.log.info({ iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu }, `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`);
+    this.log.info(
+      { iface: this.ext.name, ifaceAddr: this.ext.ifaceAddr, publicIp: this.ext.publicIp, mtu: this.ext.mtu },
+      `Using interface ${this.ext.name} with address ${this.ext.ifaceAddr} (public IP ${this.ext.publicIp})`,
+    );
     if (o.healthzPort > 0) await this.startHealth();
     // Before anything changes on the host: a bad --admin-socket is an exit 1
     // that leaves no lease, no flannel0 and no subnet.env behind.

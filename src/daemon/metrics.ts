@@ -5,8 +5,8 @@
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { Counters, DROP_REASONS, DropReason } from '../encap/counters';
-import { LeaseTable } from '../routes/lease-table';
+import { type Counters, DROP_REASONS, DropReason } from '../encap/counters';
+import type { LeaseTable } from '../routes/lease-table';
 import { formatIp4 } from '../routes/ip4';
 
 export interface ControlPlaneStats {
@@ -116,21 +116,36 @@ export function createMetrics(src: MetricsSources): Registry {
     set({}, src.counters()?.batches ?? 0);
   });
   registerBatchSizeHistogram(registry, src.batchSizes);
-  mirroredCounter(registry, 'flannel_dataplane_wakeups_total', 'Wake-ups of the data-plane thread with work: blocked = it slept in epoll_wait, spin = found while polling before sleeping.', ['how'], (set) => {
-    const s = src.dataPlane?.()?.waitStats;
-    if (!s) return;
-    set({ how: 'blocked' }, s[0]);
-    set({ how: 'spin' }, s[1]);
-  });
-  mirroredCounter(registry, 'flannel_dataplane_stage_seconds_total', 'With --dataplane-timing: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.', ['direction', 'stage'], (set) => {
-    const t = src.dataPlane?.()?.timing;
-    if (!t) return;
-    for (const [d, direction] of [[0, 'tx'], [1, 'rx']] as const) {
-      set({ direction, stage: 'wake_read' }, t[4 * d + 1] / 1e9);
-      set({ direction, stage: 'decide' }, t[4 * d + 2] / 1e9);
-      set({ direction, stage: 'send' }, t[4 * d + 3] / 1e9);
-    }
-  });
+  mirroredCounter(
+    registry,
+    'flannel_dataplane_wakeups_total',
+    'Wake-ups of the data-plane thread with work: blocked = it slept in epoll_wait, spin = found while polling before sleeping.',
+    ['how'],
+    (set) => {
+      const s = src.dataPlane?.()?.waitStats;
+      if (!s) return;
+      set({ how: 'blocked' }, s[0]);
+      set({ how: 'spin' }, s[1]);
+    },
+  );
+  mirroredCounter(
+    registry,
+    'flannel_dataplane_stage_seconds_total',
+    'With --dataplane-timing: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.',
+    ['direction', 'stage'],
+    (set) => {
+      const t = src.dataPlane?.()?.timing;
+      if (!t) return;
+      for (const [d, direction] of [
+        [0, 'tx'],
+        [1, 'rx'],
+      ] as const) {
+        set({ direction, stage: 'wake_read' }, t[4 * d + 1] / 1e9);
+        set({ direction, stage: 'decide' }, t[4 * d + 2] / 1e9);
+        set({ direction, stage: 'send' }, t[4 * d + 3] / 1e9);
+      }
+    },
+  );
   mirroredCounter(registry, 'flannel_dataplane_stage_batches_total', 'With --dataplane-timing: batches timed in flannel_dataplane_stage_seconds_total, by direction.', ['direction'], (set) => {
     const t = src.dataPlane?.()?.timing;
     if (!t) return;

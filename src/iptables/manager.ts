@@ -8,19 +8,8 @@
 // the network namespace of the process, i.e. the host flanneld runs in.
 
 import { execCommand } from './exec';
-import {
-  IptablesRule,
-  SavedState,
-  bootstrapPayload,
-  countRule,
-  forwardRules,
-  masqRules,
-  parseSave,
-  ruleKey,
-  supportsRandomFully,
-  teardownPayload,
-} from './rules';
-import { RuleKeeper, TrafficDesired, TrafficManager } from './traffic';
+import { type IptablesRule, type SavedState, bootstrapPayload, countRule, forwardRules, masqRules, parseSave, ruleKey, supportsRandomFully, teardownPayload } from './rules';
+import { RuleKeeper, type TrafficDesired, type TrafficManager } from './traffic';
 import { FlannelError } from '../util/errors';
 import type { Logger } from '../util/log';
 

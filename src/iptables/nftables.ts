@@ -17,7 +17,7 @@
 // modes masquerade the same traffic.
 
 import { execCommand } from './exec';
-import { RuleKeeper, TrafficDesired, TrafficManager } from './traffic';
+import { RuleKeeper, type TrafficDesired, type TrafficManager } from './traffic';
 import { FlannelError } from '../util/errors';
 import type { Logger } from '../util/log';
 
@@ -150,7 +150,10 @@ export class NftablesManager extends RuleKeeper implements TrafficManager {
       this.desired.masq = d.masq && { ...d.masq, randomFully: this.randomFully };
       this.desired.forward = d.forward && { ...d.forward };
       const changed = await this.reconcile();
-      const what = [d.masq && `masquerade for ${d.masq.network} (node subnet ${d.masq.subnet}, ${this.randomFully ? 'fully-random' : 'not fully-random'})`, d.forward && `forward accept for ${d.forward.network}`].filter(Boolean).join(' and ') || 'no rules';
+      const what =
+        [d.masq && `masquerade for ${d.masq.network} (node subnet ${d.masq.subnet}, ${this.randomFully ? 'fully-random' : 'not fully-random'})`, d.forward && `forward accept for ${d.forward.network}`]
+          .filter(Boolean)
+          .join(' and ') || 'no rules';
       this.log.info(changed ? `nftables: set table ip ${NFT_TABLE} to ${what}` : `nftables: table ip ${NFT_TABLE} already holds ${what}; kept as it is`);
     });
   }
@@ -172,7 +175,10 @@ export class NftablesManager extends RuleKeeper implements TrafficManager {
     return this.serial(async () => {
       this.desired.forward = { network };
       const changed = await this.reconcile();
-      this.log.info({ network }, changed ? `Added the forward accept rules for ${network} (table ip ${NFT_TABLE}, chain ${NFT_FORWARD_CHAIN})` : `The forward accept rules for ${network} are already in place`);
+      this.log.info(
+        { network },
+        changed ? `Added the forward accept rules for ${network} (table ip ${NFT_TABLE}, chain ${NFT_FORWARD_CHAIN})` : `The forward accept rules for ${network} are already in place`,
+      );
     });
   }
 

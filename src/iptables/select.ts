@@ -5,7 +5,7 @@
 import { onPath } from './exec';
 import { IptablesManager } from './manager';
 import { NftablesManager } from './nftables';
-import { TrafficManager, TrafficMode } from './traffic';
+import type { TrafficManager, TrafficMode } from './traffic';
 import type { Logger } from '../util/log';
 
 export interface TrafficOptions {

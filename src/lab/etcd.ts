@@ -8,10 +8,10 @@
 // use to damage history (revision, compact) and to write leases as another
 // node would (grantLease, putWithLease).
 
-import { ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from './lab';
+import type { Lab } from './lab';
 import { run, tryRun, waitFor } from './sh';
 
 /** PEM files of a TLS etcd: the server's certificate and key, and the CA that signs client certificates. */
@@ -53,7 +53,10 @@ export class Etcd {
   ctlUser: string | undefined;
   private proc: ChildProcess | undefined;
 
-  constructor(private readonly lab: Lab, private readonly opts: EtcdOptions = {}) {
+  constructor(
+    private readonly lab: Lab,
+    private readonly opts: EtcdOptions = {},
+  ) {
     const name = opts.name ?? 'etcd';
     this.ip = opts.ip ?? '198.18.0.250';
     this.ns = lab.addNamespace(name);
@@ -76,16 +79,21 @@ export class Etcd {
     const tls = this.opts.tls;
     const args = [
       'etcd',
-      '--name', m?.name ?? 'lab',
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.endpoint,
-      '--advertise-client-urls', this.endpoint,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', m?.initialCluster ?? `lab=${peer}`,
-      ...(tls
-        ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, ...(tls.clientCertAuth === false ? [] : ['--client-cert-auth'])]
-        : []),
+      '--name',
+      m?.name ?? 'lab',
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      this.endpoint,
+      '--advertise-client-urls',
+      this.endpoint,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      m?.initialCluster ?? `lab=${peer}`,
+      ...(tls ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, ...(tls.clientCertAuth === false ? [] : ['--client-cert-auth'])] : []),
       ...(this.opts.extraArgs ?? []),
     ];
     fs.appendFileSync(this.logFile, `--- start ${new Date().toISOString()}\n`);
@@ -115,7 +123,16 @@ export class Etcd {
     const tls = this.opts.tls;
     const cert = this.opts.ctlCert;
     return [
-      'ip', 'netns', 'exec', this.ns, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${endpoints}`, '--dial-timeout=2s', '--command-timeout=5s',
+      'ip',
+      'netns',
+      'exec',
+      this.ns,
+      'env',
+      'ETCDCTL_API=3',
+      'etcdctl',
+      `--endpoints=${endpoints}`,
+      '--dial-timeout=2s',
+      '--command-timeout=5s',
       ...(tls ? [`--cacert=${tls.ca}`] : []),
       ...(cert ? [`--cert=${cert.cert}`, `--key=${cert.key}`] : []),
       ...(this.ctlUser ? [`--user=${this.ctlUser}`] : []),
@@ -246,7 +263,10 @@ export class EtcdCluster {
 
   /** etcdctl against every running member's endpoint (it picks one that answers). */
   ctl(...args: string[]): string {
-    const eps = this.members.filter((m) => m.running).map((m) => m.endpoint).join(',');
+    const eps = this.members
+      .filter((m) => m.running)
+      .map((m) => m.endpoint)
+      .join(',');
     return run(this.live().ctlArgv(args, eps));
   }
 

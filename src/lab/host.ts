@@ -2,13 +2,13 @@
 // cni0 bridge holding the first address of its subnet and pods (namespaces)
 // on that bridge, as the seeds' diagrams draw a node.
 
-import { ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT, flanneldBin, waitForLog } from './lab';
+import { type Lab, REPO_ROOT, flanneldBin, waitForLog } from './lab';
 import { run, tryRun, waitFor } from './sh';
 import { parseEnvText } from '../util/env-file';
-import { CniResult, CniRuntime, ConfList, RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
+import { type CniResult, CniRuntime, type ConfList, type RuntimeConf, resultHostVeth, resultIp4 } from '../cni/runtime';
 
 /** CNI_PATH for pods networked through the plugins: bin/flannel, then Debian's plugins. */
 export const CNI_PATH = [path.join(REPO_ROOT, 'bin'), '/usr/lib/cni'];
@@ -39,16 +39,7 @@ export function parseSubnetEnv(text: string): SubnetEnv {
  */
 export function flanneldArgv(o: { etcdEndpoint: string; subnetFile: string; adminSocket: string }, extra: string[]): string[] {
   const nodeArgs = (process.env.FLANNEL_TS_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return [
-    process.execPath,
-    ...nodeArgs,
-    flanneldBin(),
-    `--etcd-endpoints=${o.etcdEndpoint}`,
-    '--iface=eth0',
-    `--subnet-file=${o.subnetFile}`,
-    `--admin-socket=${o.adminSocket}`,
-    ...extra,
-  ];
+  return [process.execPath, ...nodeArgs, flanneldBin(), `--etcd-endpoints=${o.etcdEndpoint}`, '--iface=eth0', `--subnet-file=${o.subnetFile}`, `--admin-socket=${o.adminSocket}`, ...extra];
 }
 
 export class Daemon {
@@ -125,10 +116,15 @@ export class Host {
 
   /** Waits for flannel0 to be up with an address (the daemon is forwarding). */
   async waitReady(timeoutMs = 15_000): Promise<SubnetEnv> {
-    await waitFor(`flannel0 up on ${this.name}`, () => {
-      const r = this.tryExec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'flannel0']);
-      return r.status === 0 && r.stdout.includes('inet ') && fs.existsSync(this.subnetFile);
-    }, timeoutMs, 50);
+    await waitFor(
+      `flannel0 up on ${this.name}`,
+      () => {
+        const r = this.tryExec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'flannel0']);
+        return r.status === 0 && r.stdout.includes('inet ') && fs.existsSync(this.subnetFile);
+      },
+      timeoutMs,
+      50,
+    );
     return this.subnetEnv();
   }
 

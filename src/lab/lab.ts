@@ -10,7 +10,7 @@
 // processes by pid and start time, directory) and `destroyFromState` tears it
 // down later, from another process (`flannel-ts demo --keep` / `--down`).
 
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -137,9 +137,7 @@ export class Lab {
 
   /** The lab's running processes (`ip netns exec` execs, so the pid is the program's). */
   processes(): { pid: number; ns: string; argv: string[]; log: string }[] {
-    return [...this.procs]
-      .filter((p) => p.exitCode === null && p.signalCode === null && p.pid !== undefined)
-      .map((p) => ({ pid: p.pid!, ...this.procInfo.get(p)! }));
+    return [...this.procs].filter((p) => p.exitCode === null && p.signalCode === null && p.pid !== undefined).map((p) => ({ pid: p.pid!, ...this.procInfo.get(p)! }));
   }
 
   /**
@@ -260,7 +258,11 @@ export function readLabState(file: string): LabState {
 
 /** The lab's namespaces that still exist. */
 export function liveNamespaces(state: LabState): string[] {
-  const existing = new Set(tryRun(['ip', 'netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]));
+  const existing = new Set(
+    tryRun(['ip', 'netns', 'list'])
+      .stdout.split('\n')
+      .map((l) => l.split(' ')[0]),
+  );
   return state.namespaces.filter((n) => existing.has(n));
 }
 
@@ -309,8 +311,12 @@ export async function destroyFromState(file: string): Promise<{ processes: numbe
 
 /** Waits until `file` contains a line matching `re`; returns the match. */
 export async function waitForLog(file: string, re: RegExp, timeoutMs = 10_000, from = 0): Promise<RegExpMatchArray> {
-  return waitFor(`${re} in ${file}`, () => {
-    if (!fs.existsSync(file)) return null;
-    return fs.readFileSync(file, 'utf8').slice(from).match(re);
-  }, timeoutMs);
+  return waitFor(
+    `${re} in ${file}`,
+    () => {
+      if (!fs.existsSync(file)) return null;
+      return fs.readFileSync(file, 'utf8').slice(from).match(re);
+    },
+    timeoutMs,
+  );
 }

@@ -5,7 +5,7 @@
 // file from outside the lab, the demo, the bench and the tests.
 
 import { spawnSync } from 'node:child_process';
-import { CommandError, ExecResult } from '../util/exec';
+import { CommandError, type ExecResult } from '../util/exec';
 import { sleep } from '../util/sleep';
 
 export { sleep };

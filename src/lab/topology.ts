@@ -10,8 +10,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Etcd } from './etcd';
-import { Daemon, Host, Pod, SubnetEnv, flanneldArgv, parseSubnetEnv } from './host';
+import type { Etcd } from './etcd';
+import { Daemon, type Host, Pod, type SubnetEnv, flanneldArgv, parseSubnetEnv } from './host';
 import { run, waitFor } from './sh';
 
 export const BACKENDS = ['udp', 'vxlan', 'host-gw'] as const;

@@ -80,7 +80,7 @@ export class Ip4Net {
     return (this.ip + this.size - 1) >>> 0;
   }
   contains(ip: Ip4): boolean {
-    return ((ip & this.mask) >>> 0) === this.ip;
+    return (ip & this.mask) >>> 0 === this.ip;
   }
   containsNet(n: Ip4Net): boolean {
     return n.prefixLen >= this.prefixLen && this.contains(n.ip);

@@ -2,12 +2,12 @@
 // function: which subnet a node gets when it starts or has lost its lease.
 
 import { subnetProblem } from './lease-check';
-import { Ip4Net, formatIp4 } from '../routes/ip4';
-import { NetworkConfig } from './config';
+import { type Ip4Net, formatIp4 } from '../routes/ip4';
+import type { NetworkConfig } from './config';
 import { SubnetError } from './errors';
-import { LeaseAttrs } from './lease-value';
+import type { LeaseAttrs } from './lease-value';
 import type { Logger } from '../util/log';
-import { RegistryLease, SubnetRegistry } from './registry';
+import type { RegistryLease, SubnetRegistry } from './registry';
 import { isSubnetCompatible, pickFreeSubnet, subnetCount } from './subnets';
 
 export interface AcquireParams {
@@ -49,13 +49,9 @@ export async function acquireSubnetLease(p: AcquireParams): Promise<RegistryLeas
     // public IP (NAT); prefer the one matching our previous subnet.
     const mine = leases.filter((l) => l.publicIp === attrs.publicIp);
     if (mine.length > 1) {
-      log.warn(
-        `${mine.length} leases carry this node's PublicIP ${me} (${mine.map((l) => l.subnet).join(', ')}): ` +
-          'do several hosts share it? Give each host its own --public-ip',
-      );
+      log.warn(`${mine.length} leases carry this node's PublicIP ${me} (${mine.map((l) => l.subnet).join(', ')}): ` + 'do several hosts share it? Give each host its own --public-ip');
     }
-    const rank = (l: RegistryLease): number =>
-      isSubnetCompatible(config, l.subnet) ? (previous && l.subnet.equals(previous) ? 0 : 1) : 2;
+    const rank = (l: RegistryLease): number => (isSubnetCompatible(config, l.subnet) ? (previous && l.subnet.equals(previous) ? 0 : 1) : 2);
     mine.sort((a, b) => rank(a) - rank(b));
     const deleted = new Set<string>();
     let changedUnderUs = false;
@@ -102,7 +98,11 @@ export async function acquireSubnetLease(p: AcquireParams): Promise<RegistryLeas
 
     // 3. Any free subnet.
     if (!subnet) {
-      subnet = pickFreeSubnet(config, taken.map((l) => l.subnet), random);
+      subnet = pickFreeSubnet(
+        config,
+        taken.map((l) => l.subnet),
+        random,
+      );
       if (!subnet) {
         throw new SubnetError(
           'FLANNEL_ERR_SUBNET_EXHAUSTED',

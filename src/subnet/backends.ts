@@ -43,10 +43,7 @@ function parsePort(backend: Record<string, unknown>, def: number): number {
   if (p === undefined || p.value === null) return def;
   const v = p.value;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) {
-    throw new ConfigError(
-      'Backend.Port',
-      `Backend.Port ${JSON.stringify(v)} is not a valid port: set it to an integer from 1 to 65535 (or leave it out for the default ${def})`,
-    );
+    throw new ConfigError('Backend.Port', `Backend.Port ${JSON.stringify(v)} is not a valid port: set it to an integer from 1 to 65535 (or leave it out for the default ${def})`);
   }
   return v;
 }
@@ -148,17 +145,7 @@ export const SUPPORTED_BACKENDS: Readonly<Record<string, BackendSpec>> = {
 };
 
 /** Backend types stock flannel registers that flannel-ts does not implement yet. */
-export const FLANNEL_ONLY_BACKENDS: readonly string[] = [
-  'ipip',
-  'ipsec',
-  'wireguard',
-  'alloc',
-  'gce',
-  'aws-vpc',
-  'ali-vpc',
-  'tencent-vpc',
-  'extension',
-];
+export const FLANNEL_ONLY_BACKENDS: readonly string[] = ['ipip', 'ipsec', 'wireguard', 'alloc', 'gce', 'aws-vpc', 'ali-vpc', 'tencent-vpc', 'extension'];
 
 export function supportedBackendTypes(): string[] {
   return Object.keys(SUPPORTED_BACKENDS);

@@ -5,7 +5,7 @@
 // restart is pending.
 
 import { formatIp4 } from '../routes/ip4';
-import { NetworkConfig, parseNetworkConfig } from './config';
+import { type NetworkConfig, parseNetworkConfig } from './config';
 import { errorMessage } from './errors';
 
 /**
@@ -40,7 +40,11 @@ export function describeConfigDifference(running: NetworkConfig, now: NetworkCon
   cmp('EnableNFTables', String(running.enableNFTables), String(now.enableNFTables));
   // Any other backend option (vxlan's VNI, DirectRouting...), by key, case as written.
   const others = (b: Record<string, unknown>) =>
-    new Map(Object.entries(b).filter(([k]) => !/^(type|port)$/i.test(k)).map(([k, v]) => [k.toLowerCase(), { k, v: JSON.stringify(v) }]));
+    new Map(
+      Object.entries(b)
+        .filter(([k]) => !/^(type|port)$/i.test(k))
+        .map(([k, v]) => [k.toLowerCase(), { k, v: JSON.stringify(v) }]),
+    );
   const was = others(running.backend);
   const is = others(now.backend);
   for (const [lk, { k, v }] of is) {

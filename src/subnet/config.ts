@@ -5,7 +5,7 @@
 // JSON keys are matched the way Go's encoding/json matches them (exact, then
 // case-insensitive), because stock flannel accepts `{"network": ...}`.
 
-import { Ip4, Ip4Net, Ip4Error, formatIp4, parseIp4 } from '../routes/ip4';
+import { type Ip4, Ip4Net, type Ip4Error, formatIp4, parseIp4 } from '../routes/ip4';
 import { ConfigError } from './errors';
 import { FLANNEL_ONLY_BACKENDS, SUPPORTED_BACKENDS, lookupKey, supportedBackendTypes } from './backends';
 import { blockSize } from './subnets';
@@ -86,19 +86,13 @@ export function parseNetworkConfig(json: string): ParsedConfig {
   const enableIPv4 = optBool(values, 'EnableIPv4') ?? true;
   const enableIPv6 = optBool(values, 'EnableIPv6') ?? false;
   if (enableIPv6) {
-    throw new ConfigError(
-      'EnableIPv6',
-      'EnableIPv6 is true but IPv6 is not supported by flannel-ts yet: remove EnableIPv6 (and the IPv6* keys) or set it to false',
-    );
+    throw new ConfigError('EnableIPv6', 'EnableIPv6 is true but IPv6 is not supported by flannel-ts yet: remove EnableIPv6 (and the IPv6* keys) or set it to false');
   }
   for (const k of ['IPv6Network', 'IPv6SubnetMin', 'IPv6SubnetMax', 'IPv6SubnetLen'] as const) {
     if (values.has(k)) warnings.push(`${k} is ignored because EnableIPv6 is not true`);
   }
   if (!enableIPv4) {
-    throw new ConfigError(
-      'EnableIPv4',
-      'EnableIPv4 is false, but flannel-ts supports only IPv4 networks yet: remove EnableIPv4 or set it to true',
-    );
+    throw new ConfigError('EnableIPv4', 'EnableIPv4 is false, but flannel-ts supports only IPv4 networks yet: remove EnableIPv4 or set it to true');
   }
   const enableNFTables = optBool(values, 'EnableNFTables') ?? false;
 
@@ -114,10 +108,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
   let subnetLen = 0;
   if (subnetLenRaw !== undefined && subnetLenRaw !== null) {
     if (typeof subnetLenRaw !== 'number' || !Number.isInteger(subnetLenRaw) || subnetLenRaw < 0) {
-      throw new ConfigError(
-        'SubnetLen',
-        `SubnetLen must be a whole number such as 24 (a prefix length), not ${describe(subnetLenRaw)}`,
-      );
+      throw new ConfigError('SubnetLen', `SubnetLen must be a whole number such as 24 (a prefix length), not ${describe(subnetLenRaw)}`);
     }
     subnetLen = subnetLenRaw;
   }
@@ -162,10 +153,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
     }
   } else if (network.prefixLen > 28) {
     // flannel: "network is too small. Minimum useful network prefix is /28"
-    throw new ConfigError(
-      'Network',
-      `Network ${network} is too small: the smallest useful Network is a /28 (four /30 subnets); use a shorter prefix`,
-    );
+    throw new ConfigError('Network', `Network ${network} is too small: the smallest useful Network is a /28 (four /30 subnets); use a shorter prefix`);
   } else {
     // A /24 per host when the Network has room for four of them, else a quarter of the Network.
     subnetLen = network.prefixLen <= 22 ? 24 : network.prefixLen + 2;
@@ -184,13 +172,13 @@ export function parseNetworkConfig(json: string): ParsedConfig {
   } else if (!network.contains(subnetMax)) {
     throw new ConfigError('SubnetMax', `SubnetMax ${formatIp4(subnetMax)} is not in Network ${network}: pick an address inside it, or leave SubnetMax out`);
   }
-  if (((subnetMin & mask) >>> 0) !== subnetMin) {
+  if ((subnetMin & mask) >>> 0 !== subnetMin) {
     throw new ConfigError(
       'SubnetMin',
       `SubnetMin ${formatIp4(subnetMin)} is not on a SubnetLen (/${subnetLen}) boundary: use ${formatIp4((subnetMin & mask) >>> 0)} or another multiple of ${size} addresses`,
     );
   }
-  if (((subnetMax & mask) >>> 0) !== subnetMax) {
+  if ((subnetMax & mask) >>> 0 !== subnetMax) {
     throw new ConfigError(
       'SubnetMax',
       `SubnetMax ${formatIp4(subnetMax)} is not on a SubnetLen (/${subnetLen}) boundary: use ${formatIp4((subnetMax & mask) >>> 0)} or another multiple of ${size} addresses`,
@@ -218,10 +206,7 @@ export function parseNetworkConfig(json: string): ParsedConfig {
     if (FLANNEL_ONLY_BACKENDS.includes(backendType)) {
       throw new ConfigError('Backend.Type', `Backend.Type "${backendType}" is not supported by flannel-ts yet (supported: ${supported})`);
     }
-    throw new ConfigError(
-      'Backend.Type',
-      `Backend.Type "${String(typeEntry?.value)}" is not a backend type flannel knows (flannel-ts supports: ${supported})`,
-    );
+    throw new ConfigError('Backend.Type', `Backend.Type "${String(typeEntry?.value)}" is not a backend type flannel knows (flannel-ts supports: ${supported})`);
   }
   const { port } = spec.parse(backend, warnings);
 

@@ -6,7 +6,7 @@
 // itself, and every extra prefix length costs the data plane a lookup per
 // packet.
 
-import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
+import { type Ip4, type Ip4Net, formatIp4 } from '../routes/ip4';
 import type { NetworkConfig } from './config';
 
 /** Why a lease with `subnet` and `publicIp` cannot be used under `config`; undefined when it can. */

@@ -2,7 +2,7 @@
 // writes it. Field order and the explicit `"PublicIPv6":null` matter to
 // anyone diffing etcd dumps between stock flannel and flannel-ts nodes.
 
-import { Ip4, formatIp4, isIp4, parseIp4 } from '../routes/ip4';
+import { type Ip4, formatIp4, isIp4, parseIp4 } from '../routes/ip4';
 import { lookupKey } from './backends';
 
 export interface LeaseAttrs {

@@ -19,11 +19,11 @@ import { createRequire } from 'node:module';
 // registry is made, see loadEtcd3.
 import type { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
 import { LRUCache } from 'lru-cache';
-import { Ip4Net } from '../routes/ip4';
-import { Lease } from '../routes/lease-table';
+import type { Ip4Net } from '../routes/ip4';
+import type { Lease } from '../routes/lease-table';
 import { RegistryError, SubnetError, errorMessage } from './errors';
-import { LeaseAttrs, formatLeaseValue, parseLeaseValue } from './lease-value';
-import { Logger, silentLogger } from '../util/log';
+import { type LeaseAttrs, formatLeaseValue, parseLeaseValue } from './lease-value';
+import { type Logger, silentLogger } from '../util/log';
 import { parseSubnetKey, subnetKey } from './subnets';
 
 export const DEFAULT_PREFIX = '/coreos.com/network';
@@ -219,9 +219,7 @@ export class EtcdRegistry implements SubnetRegistry {
   async createLease(subnet: Ip4Net, attrs: LeaseAttrs, ttlSec = LEASE_TTL_SEC): Promise<RegistryLease | false> {
     const key = this.keyOf(subnet);
     const value = formatLeaseValue(attrs);
-    return this.putWithNewLease(key, subnet, value, attrs, ttlSec, `creation of ${key}`, (c) =>
-      c.if(key, 'Version', '==', 0),
-    );
+    return this.putWithNewLease(key, subnet, value, attrs, ttlSec, `creation of ${key}`, (c) => c.if(key, 'Version', '==', 0));
   }
 
   /**
@@ -233,18 +231,13 @@ export class EtcdRegistry implements SubnetRegistry {
    */
   async updateLease(existing: RegistryLease, attrs: LeaseAttrs, ttlSec = LEASE_TTL_SEC): Promise<RegistryLease | false> {
     const value = formatLeaseValue(attrs);
-    return this.putWithNewLease(existing.key, existing.subnet, value, attrs, ttlSec, `renewal of ${existing.key}`, (c) =>
-      c.if(existing.key, 'Mod', '==', existing.modRevision),
-    );
+    return this.putWithNewLease(existing.key, existing.subnet, value, attrs, ttlSec, `renewal of ${existing.key}`, (c) => c.if(existing.key, 'Mod', '==', existing.modRevision));
   }
 
   /** Deletes the key if it is unchanged since read; false if it changed or is gone. */
   async deleteLease(existing: RegistryLease): Promise<boolean> {
     try {
-      const res = await this.client
-        .if(existing.key, 'Mod', '==', existing.modRevision)
-        .then(this.client.delete().key(existing.key))
-        .commit();
+      const res = await this.client.if(existing.key, 'Mod', '==', existing.modRevision).then(this.client.delete().key(existing.key)).commit();
       return res.succeeded;
     } catch (e) {
       throw this.wrap(`deletion of ${existing.key}`, e);
@@ -282,13 +275,7 @@ export class EtcdRegistry implements SubnetRegistry {
     };
 
     const connectTimer = setTimeout(
-      () =>
-        fail(
-          new RegistryError(
-            `etcd did not accept a watch on ${this.subnetsPrefix} within ${this.watchConnectTimeoutMs} ms (endpoints ${this.endpoints}); is etcd reachable?`,
-          ),
-          'cancel',
-        ),
+      () => fail(new RegistryError(`etcd did not accept a watch on ${this.subnetsPrefix} within ${this.watchConnectTimeoutMs} ms (endpoints ${this.endpoints}); is etcd reachable?`), 'cancel'),
       this.watchConnectTimeoutMs,
     );
 
@@ -475,10 +462,7 @@ export class EtcdRegistry implements SubnetRegistry {
  * stable (no timestamps, no OpenSSL internals) so a retry loop logs it once:
  * "<what etcd or TLS said>; <what to check>".
  */
-export function describeEtcdFailure(
-  e: unknown,
-  ctx: { endpoints: string; tls?: { key?: string; cert?: string; ca?: string }; username?: string; prefix: string },
-): string {
+export function describeEtcdFailure(e: unknown, ctx: { endpoints: string; tls?: { key?: string; cert?: string; ca?: string }; username?: string; prefix: string }): string {
   const raw = errorMessage(e);
   const name = e instanceof Error ? e.constructor.name : '';
   // grpc-js: "14 UNAVAILABLE: No connection established. Last error: Error: <cause> (<timestamp>). Resolution note: ..."
@@ -487,14 +471,14 @@ export function describeEtcdFailure(
   const ssl = /SSL routines:[^:]*:([^:]+):/.exec(cause);
   if (ssl) cause = ssl[1];
   // Timings and addresses vary from one failure to the next; the cause does not.
-  cause = cause.replace(/(Deadline exceeded) after .*/i, '$1').replace(/\s+/g, ' ').trim();
+  cause = cause
+    .replace(/(Deadline exceeded) after .*/i, '$1')
+    .replace(/\s+/g, ' ')
+    .trim();
   const tls = ctx.tls ?? {};
   const given = (f?: string) => (f ? f : 'not given');
   if (/unable to verify|self[- ]signed certificate|unable to get local issuer|certificate verify failed|certificate has expired|not yet valid/i.test(cause)) {
-    return (
-      `TLS: etcd's server certificate is not trusted (${cause}); --etcd-cafile (${given(tls.ca)}) must be the CA that signed ` +
-      `the certificate of etcd at ${ctx.endpoints}`
-    );
+    return `TLS: etcd's server certificate is not trusted (${cause}); --etcd-cafile (${given(tls.ca)}) must be the CA that signed ` + `the certificate of etcd at ${ctx.endpoints}`;
   }
   if (/does not match certificate|altnames|Hostname\/IP/i.test(cause)) {
     return `TLS: etcd's server certificate is not for the address in --etcd-endpoints (${cause}); use an address its subjectAltName lists`;
@@ -566,10 +550,9 @@ export async function preloadEtcd3(): Promise<void> {
 function loadTls(tls: RegistryOptions['tls']): IOptions['credentials'] | undefined {
   if (!tls || (!tls.key && !tls.cert && !tls.ca)) return undefined;
   if (Boolean(tls.key) !== Boolean(tls.cert)) {
-    throw new RegistryError(
-      `TLS client authentication needs both --etcd-keyfile and --etcd-certfile (got only ${tls.key ? '--etcd-keyfile' : '--etcd-certfile'})`,
-      { code: 'FLANNEL_ERR_ETCD_OPTIONS' },
-    );
+    throw new RegistryError(`TLS client authentication needs both --etcd-keyfile and --etcd-certfile (got only ${tls.key ? '--etcd-keyfile' : '--etcd-certfile'})`, {
+      code: 'FLANNEL_ERR_ETCD_OPTIONS',
+    });
   }
   // Read and parse now: grpc would only say "connection failed" later.
   const read = (path: string | undefined, flag: string, kind: 'cert' | 'key'): Buffer | undefined => {

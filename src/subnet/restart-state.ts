@@ -13,9 +13,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Ip4, Ip4Net, formatIp4, parseIp4 } from '../routes/ip4';
-import { Lease } from '../routes/lease-table';
-import { NetworkConfig, parseNetworkConfig } from './config';
+import { type Ip4, Ip4Net, formatIp4, parseIp4 } from '../routes/ip4';
+import type { Lease } from '../routes/lease-table';
+import { type NetworkConfig, parseNetworkConfig } from './config';
 import { errorMessage } from './errors';
 import type { Logger } from '../util/log';
 
@@ -45,11 +45,7 @@ export function restartStatePath(subnetFile: string): string {
 }
 
 /** Writes the state for the next start (atomically; errors are logged, never thrown: stopping goes on). */
-export function saveRestartState(
-  subnetFile: string,
-  s: { publicIp: Ip4; subnet: Ip4Net; configText: string; peers: { subnet: Ip4Net; publicIp: Ip4; backendType?: string }[] },
-  log: Logger,
-): void {
+export function saveRestartState(subnetFile: string, s: { publicIp: Ip4; subnet: Ip4Net; configText: string; peers: { subnet: Ip4Net; publicIp: Ip4; backendType?: string }[] }, log: Logger): void {
   const file = restartStatePath(subnetFile);
   const body: StateFile = {
     version: 1,

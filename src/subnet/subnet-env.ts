@@ -9,7 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { Ip4Net, formatIp4 } from '../routes/ip4';
 import { SubnetError, errorMessage } from './errors';
 import { parseEnvText } from '../util/env-file';
-import { Logger, silentLogger } from '../util/log';
+import { type Logger, silentLogger } from '../util/log';
 import { firstAddress } from './subnets';
 
 export interface SubnetFileValues {
@@ -26,12 +26,7 @@ export interface SubnetFileValues {
 /** The file's text, e.g. "FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.7.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n". */
 export function formatSubnetFile(v: SubnetFileValues): string {
   const subnet = `${formatIp4(firstAddress(v.subnet))}/${v.subnet.prefixLen}`;
-  return (
-    `FLANNEL_NETWORK=${v.network}\n` +
-    `FLANNEL_SUBNET=${subnet}\n` +
-    `FLANNEL_MTU=${Math.trunc(v.mtu)}\n` +
-    `FLANNEL_IPMASQ=${v.ipMasq ? 'true' : 'false'}\n`
-  );
+  return `FLANNEL_NETWORK=${v.network}\n` + `FLANNEL_SUBNET=${subnet}\n` + `FLANNEL_MTU=${Math.trunc(v.mtu)}\n` + `FLANNEL_IPMASQ=${v.ipMasq ? 'true' : 'false'}\n`;
 }
 
 /**
@@ -58,11 +53,7 @@ export async function writeSubnetFile(path: string, v: SubnetFileValues): Promis
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw new SubnetError(
-      'FLANNEL_ERR_SUBNET_FILE',
-      `cannot write the subnet file ${path}: ${errorMessage(e)} (check --subnet-file and that its directory is writable)`,
-      { cause: e },
-    );
+    throw new SubnetError('FLANNEL_ERR_SUBNET_FILE', `cannot write the subnet file ${path}: ${errorMessage(e)} (check --subnet-file and that its directory is writable)`, { cause: e });
   }
 }
 

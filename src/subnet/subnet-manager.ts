@@ -16,15 +16,15 @@
 
 import { leaseProblem } from './lease-check';
 import { EventEmitter } from 'node:events';
-import { Ip4, Ip4Net, formatIp4 } from '../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
-import { NetworkConfig, parseNetworkConfig } from './config';
+import { type Ip4, type Ip4Net, formatIp4 } from '../routes/ip4';
+import type { Lease, LeaseDiff, LeaseTable } from '../routes/lease-table';
+import { type NetworkConfig, parseNetworkConfig } from './config';
 import { ConfigError, RegistryError, SubnetError, errorMessage } from './errors';
-import { LeaseAttrs } from './lease-value';
-import { Logger, silentLogger } from '../util/log';
-import { LEASE_TTL_SEC, RegistryLease, SubnetRegistry, LeaseWatch } from './registry';
+import type { LeaseAttrs } from './lease-value';
+import { type Logger, silentLogger } from '../util/log';
+import { LEASE_TTL_SEC, type RegistryLease, type SubnetRegistry, type LeaseWatch } from './registry';
 import { Backoff } from './backoff';
-import { Clock, systemClock } from '../util/clock';
+import { type Clock, systemClock } from '../util/clock';
 import { LogOnce } from '../util/log-once';
 import { sleep } from '../util/sleep';
 import { acquireSubnetLease } from './acquire';
@@ -125,8 +125,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     if (!(Number.isInteger(margin) && margin > 0 && margin * 60 < this.ttlSec)) {
       throw new SubnetError(
         'FLANNEL_ERR_OPTIONS',
-        `--subnet-lease-renew-margin ${margin} is out of range: it must be a whole number of minutes, more than 0 and less than the lease TTL ` +
-          `(${this.ttlSec / 60} minutes), e.g. the default 60`,
+        `--subnet-lease-renew-margin ${margin} is out of range: it must be a whole number of minutes, more than 0 and less than the lease TTL ` + `(${this.ttlSec / 60} minutes), e.g. the default 60`,
       );
     }
     this.marginMs = margin * 60_000;
@@ -338,7 +337,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
     const old = this.own;
     this.own = lease;
     this.scheduleRenew();
-    if (this.table && (!old?.subnet.equals(lease.subnet))) {
+    if (this.table && !old?.subnet.equals(lease.subnet)) {
       this.emitDiff(this.table.setLocalSubnet(lease.subnet));
     }
   }
@@ -433,11 +432,7 @@ export class SubnetManager extends EventEmitter<SubnetManagerEvents> {
         }
         return;
       }
-      void this.reacquire(
-        current
-          ? `subnet ${own.subnet} is now held by ${formatIp4(current.publicIp)}`
-          : `lease ${own.subnet} is gone from etcd (expired, revoked or deleted)`,
-      );
+      void this.reacquire(current ? `subnet ${own.subnet} is now held by ${formatIp4(current.publicIp)}` : `lease ${own.subnet} is gone from etcd (expired, revoked or deleted)`);
     } catch (e) {
       if (this.closed) return;
       this.setUp(false);

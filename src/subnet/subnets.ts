@@ -2,7 +2,7 @@
 // network config, and choosing a free subnet.
 
 import { randomInt } from 'node:crypto';
-import { Ip4, Ip4Net, formatIp4, parseIp4, isIp4 } from '../routes/ip4';
+import { type Ip4, Ip4Net, formatIp4, parseIp4, isIp4 } from '../routes/ip4';
 
 /** The part of the network config that decides which subnets may be leased. */
 export interface SubnetRange {
@@ -115,11 +115,7 @@ export function freeSubnetCount(range: SubnetRange, taken: Iterable<Ip4Net>): nu
  *
  * @param random returns an integer in [0, n); injectable for tests.
  */
-export function pickFreeSubnet(
-  range: SubnetRange,
-  taken: Iterable<Ip4Net>,
-  random: (n: number) => number = randomBelow,
-): Ip4Net | undefined {
+export function pickFreeSubnet(range: SubnetRange, taken: Iterable<Ip4Net>, random: (n: number) => number = randomBelow): Ip4Net | undefined {
   const total = subnetCount(range);
   const ranges = takenIndexRanges(range, taken);
   let free = total;

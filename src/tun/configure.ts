@@ -43,7 +43,10 @@ export async function configureTun(c: TunConfig): Promise<void> {
   // No IPv6 on flannel0: otherwise the kernel sends router solicitations and
   // MLD reports into the TUN that would only be dropped.
   const v6 = `/proc/sys/net/ipv6/conf/${c.name}/disable_ipv6`;
-  const hasV6 = await access(v6).then(() => true, () => false);
+  const hasV6 = await access(v6).then(
+    () => true,
+    () => false,
+  );
   if (hasV6) await writeFile(v6, '1');
   await ipBatch([
     `link set dev ${c.name} mtu ${c.mtu} txqueuelen ${TUN_TXQUEUELEN}`,

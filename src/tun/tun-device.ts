@@ -1,5 +1,5 @@
 // The TUN device (flannel0): batches of IP packets in and out.
-import { PacketBatch } from './batch';
+import type { PacketBatch } from './batch';
 import { FdHandle } from './fd-handle';
 import { native, type TunOffloads } from './native';
 

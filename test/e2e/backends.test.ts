@@ -10,10 +10,10 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
-import { BACKENDS, BACKEND_NETWORKS, BackendName, BackendNode, startBackendCluster, writeBackendConfig } from '../../src/lab/topology';
+import { BACKENDS, BACKEND_NETWORKS, type BackendName, BackendNode, startBackendCluster, writeBackendConfig } from '../../src/lab/topology';
 import { run, waitFor } from '../../src/lab/sh';
 import { execStatus } from '../../src/util/exec';
 import { FIXTURES, failureAware, fixture, startLab } from '../lib/helpers';
@@ -70,7 +70,13 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
           const link = JSON.parse(n.host.exec(['ip', '-d', '-j', 'link', 'show', 'flannel.1']))[0];
           assert.equal(link.mtu, 1450);
           assert.deepEqual(
-            { id: link.linkinfo.info_data.id, local: link.linkinfo.info_data.local, link: link.linkinfo.info_data.link, port: link.linkinfo.info_data.port, learning: link.linkinfo.info_data.learning },
+            {
+              id: link.linkinfo.info_data.id,
+              local: link.linkinfo.info_data.local,
+              link: link.linkinfo.info_data.link,
+              port: link.linkinfo.info_data.port,
+              learning: link.linkinfo.info_data.learning,
+            },
             { id: 1, local: n.host.ip, link: 'eth0', port: 8472, learning: false },
           );
           assert.match(n.host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'flannel.1']), new RegExp(`inet ${netOf(n).split('/')[0].replace(/\./g, '\\.')}/32 `));
@@ -145,7 +151,12 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
       assert.match(n.log(), /Subnet changed: /);
     }
     // h2 had to re-program its own peers on a brand-new device too.
-    for (const [a, z] of [[n1, n2], [n2, n3], [n3, n2], [n2, n1]]) {
+    for (const [a, z] of [
+      [n1, n2],
+      [n2, n3],
+      [n3, n2],
+      [n2, n1],
+    ]) {
       await waitFor(`${a.pods[0].ip} -> ${z.pods[0].ip}`, () => a.pods[0].ping(z.pods[0].ip, 1, 0.2, 1).received === 1, 10_000, 100);
     }
   });
@@ -246,7 +257,7 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
     assert.match(n1.host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'flannel.1']), /\/32 /);
   });
 
-  check('host-gw: a peer route someone deletes is put back (flannel\'s route check)', async () => {
+  check("host-gw: a peer route someone deletes is put back (flannel's route check)", async () => {
     const [n1, n2] = clusters.get('host-gw')!;
     n1.host.exec(['ip', 'route', 'del', netOf(n2)]);
     await n1.waitForLog(/host-gw: recovered 1 peer route/, 15_000);
@@ -276,19 +287,39 @@ describe('backends udp, vxlan and host-gw through flanneld, three hosts', () => 
     n.start();
     await n.waitReady();
     const args = {
-      endpoint: etcd.endpoint, prefix, backend: 'vxlan', subnetFile: n.subnetFile, network: '198.19.0.0/16', subnetLen: 30,
-      publicBase: '198.18.64.0', probePort: 7777, ackPort: 7778, latency: 0, burst: 1000, fill: 0, timeoutMs: 1000, probe: false,
+      endpoint: etcd.endpoint,
+      prefix,
+      backend: 'vxlan',
+      subnetFile: n.subnetFile,
+      network: '198.19.0.0/16',
+      subnetLen: 30,
+      publicBase: '198.18.64.0',
+      probePort: 7777,
+      ackPort: 7778,
+      latency: 0,
+      burst: 1000,
+      fill: 0,
+      timeoutMs: 1000,
+      probe: false,
     };
     const driver = execStatus(['ip', 'netns', 'exec', h.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/cp-driver.js'), JSON.stringify(args)], { timeoutMs: 60_000 });
-    const count = () => run(['ip', '-n', h.ns, '-4', 'route', 'show', 'dev', 'flannel.1']).split('\n').filter((l) => l.includes('onlink')).length;
+    const count = () =>
+      run(['ip', '-n', h.ns, '-4', 'route', 'show', 'dev', 'flannel.1'])
+        .split('\n')
+        .filter((l) => l.includes('onlink')).length;
     let doneAt = 0;
     let finished = false;
     void driver.then(() => (finished = true));
-    await waitFor('1001 routes on flannel.1', () => {
-      if (count() !== 1001) return false;
-      doneAt = Date.now();
-      return true;
-    }, 30_000, 10);
+    await waitFor(
+      '1001 routes on flannel.1',
+      () => {
+        if (count() !== 1001) return false;
+        doneAt = Date.now();
+        return true;
+      },
+      30_000,
+      10,
+    );
     const r = await driver;
     assert.ok(finished);
     assert.equal(r.status, 0, r.stderr);

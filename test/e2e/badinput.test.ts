@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { NETWORK, dumpLogs, failureAware, leaseKeys, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
@@ -151,7 +151,10 @@ describe('bad input', () => {
     assert.notEqual(h.tryExec(['ip', 'link', 'show', 'flannel0']).status, 0, 'no flannel0');
     assert.deepEqual(leaseKeys(etcd, prefix), [], 'no lease');
     assert.ok(!fs.existsSync(h.subnetFile), 'no subnet.env');
-    assert.ok(cases.every((_, i) => !fs.existsSync(socketOf(i))), 'no admin socket');
+    assert.ok(
+      cases.every((_, i) => !fs.existsSync(socketOf(i))),
+      'no admin socket',
+    );
     assert.equal(h.tryExec(['iptables', '-w', '-S', 'FLANNEL-FWD']).status === 0, false, 'no iptables chain');
     // The same host with good flags comes up: the failures were the flags.
     h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`]);
@@ -236,4 +239,3 @@ describe('bad input', () => {
     assert.match(fs.readFileSync(logC, 'utf8'), /Admin socket \(flannel-ts trace\) on /);
   });
 });
-

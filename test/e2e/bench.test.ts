@@ -39,7 +39,8 @@ test('bench: bad options are clear errors, --help prints the options', async () 
   assert.match(dur.stderr, /--duration needs a number/);
   const help = await execStatus([process.execPath, BIN, 'bench', '--help']);
   assert.equal(help.status, 0);
-  for (const opt of ['--backends', '--duration', '--repeat', '--mtu', '--json', '--svg', '--control-plane', '--pings', '--sparse', '--no-load-latency', '--churn-seconds']) assert.ok(help.stdout.includes(opt), opt);
+  for (const opt of ['--backends', '--duration', '--repeat', '--mtu', '--json', '--svg', '--control-plane', '--pings', '--sparse', '--no-load-latency', '--churn-seconds'])
+    assert.ok(help.stdout.includes(opt), opt);
 });
 
 test('bench: a tiny run of every backend writes a table, JSON and SVG, and cleans up', async () => {
@@ -57,7 +58,20 @@ test('bench: a tiny run of every backend writes a table, JSON and SVG, and clean
     );
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     // The table names every metric and backend; the progress line went to stderr.
-    for (const s of ['TCP, 1 stream', 'TCP, 4 streams', 'UDP 64 B received', 'ping RTT p50', 'ping RTT p99', 'daemon CPU per GB', 'machine CPU per GB', 'ping RTT at 1/s', 'under 1 Gbit/s TCP', 'under unthrottled TCP', 'during lease churn', 'lease → forwarded p50']) {
+    for (const s of [
+      'TCP, 1 stream',
+      'TCP, 4 streams',
+      'UDP 64 B received',
+      'ping RTT p50',
+      'ping RTT p99',
+      'daemon CPU per GB',
+      'machine CPU per GB',
+      'ping RTT at 1/s',
+      'under 1 Gbit/s TCP',
+      'under unthrottled TCP',
+      'during lease churn',
+      'lease → forwarded p50',
+    ]) {
       assert.ok(r.stdout.includes(s), `table has "${s}"\n${r.stdout}`);
     }
     assert.match(r.stderr, /round 1\/1, host-gw/);
@@ -66,10 +80,10 @@ test('bench: a tiny run of every backend writes a table, JSON and SVG, and clean
     assert.equal(doc.schema, 'flannel-ts-bench/1');
     assert.deepEqual(doc.options.backends, ['udp', 'vxlan', 'host-gw']);
     assert.equal(doc.options.duration, 1);
-    assert.deepEqual(doc.metrics.map((m: { id: string }) => m.id), [
-      ...['tcp1', 'tcp4', 'udp64', 'rttP50', 'rttP99', 'cpuPerGB', 'machineCpuPerGB'],
-      ...['sparseAvg', 'loadP50', 'loadP99', 'satP50', 'satP99', 'churnP50', 'churnP99'],
-    ]);
+    assert.deepEqual(
+      doc.metrics.map((m: { id: string }) => m.id),
+      [...['tcp1', 'tcp4', 'udp64', 'rttP50', 'rttP99', 'cpuPerGB', 'machineCpuPerGB'], ...['sparseAvg', 'loadP50', 'loadP99', 'satP50', 'satP99', 'churnP50', 'churnP99']],
+    );
     for (const b of ['udp', 'vxlan', 'host-gw']) {
       const res = doc.backends[b];
       assert.ok(res, b);
@@ -111,7 +125,9 @@ test('bench: a tiny run of every backend writes a table, JSON and SVG, and clean
 
     // The bench's lab is gone: no namespace with its prefix remains.
     const prefix = `ft${r.pid.toString(36)}`;
-    const left = tryRun(['ip', 'netns', 'list']).stdout.split('\n').filter((l) => l.startsWith(prefix));
+    const left = tryRun(['ip', 'netns', 'list'])
+      .stdout.split('\n')
+      .filter((l) => l.startsWith(prefix));
     assert.deepEqual(left, []);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

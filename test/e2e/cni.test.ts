@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { CNI_PATH, CniPod, Host } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { CNI_PATH, type CniPod, Host } from '../../src/lab/host';
 import { CniInvokeError } from '../../src/cni/runtime';
 import { marshalSorted } from '../../src/cni/conf';
 import { tryRun, waitFor } from '../../src/lab/sh';
@@ -123,7 +123,14 @@ describe('CNI: pods networked by the flannel plugin', () => {
     assert.equal(a1.get('flannel_batch_size_bucket{le="+Inf"}'), count);
     assert.ok(a1.get('flannel_batch_size_sum')! >= count);
     assert.ok(d(a1, b1, 'flannel_batch_size_sum') >= 2 * N);
-    for (const m of ['flannel_leases', 'flannel_etcd_up', 'flannel_watch_resyncs_total', 'flannel_lease_renewals_total{result="ok"}', 'flannel_lease_renewals_total{result="failed"}', 'flannel_dropped_packets_total{direction="rx",reason="no_route"}']) {
+    for (const m of [
+      'flannel_leases',
+      'flannel_etcd_up',
+      'flannel_watch_resyncs_total',
+      'flannel_lease_renewals_total{result="ok"}',
+      'flannel_lease_renewals_total{result="failed"}',
+      'flannel_dropped_packets_total{direction="rx",reason="no_route"}',
+    ]) {
       assert.ok(a1.has(m), `${m} is exposed`);
     }
     assert.equal(a1.get('flannel_leases'), 2);
@@ -190,7 +197,14 @@ describe('CNI: pods networked by the flannel plugin', () => {
   check('chained portmap: a host port reaches the pod, and DEL removes the mapping', async () => {
     const h = hosts[0];
     const p = h.addCniPod({ capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 8080, protocol: 'tcp' }] } });
-    const server = spawn('ip', ['netns', 'exec', p.ns, process.execPath, '-e', `require('net').createServer((s) => s.end('hello from ' + ${JSON.stringify(p.ip)})).listen(8080, '0.0.0.0', () => console.log('listening'))`]);
+    const server = spawn('ip', [
+      'netns',
+      'exec',
+      p.ns,
+      process.execPath,
+      '-e',
+      `require('net').createServer((s) => s.end('hello from ' + ${JSON.stringify(p.ip)})).listen(8080, '0.0.0.0', () => console.log('listening'))`,
+    ]);
     let out = '';
     server.stdout.on('data', (d) => (out += d));
     try {

@@ -13,7 +13,13 @@ import { execStatus } from '../../src/util/exec';
 
 const FLANNEL_TS = path.join(REPO_ROOT, 'bin/flannel-ts');
 const cli = (args: string[], timeoutMs = 60_000) => execStatus([process.execPath, FLANNEL_TS, ...args], { timeoutMs });
-const namespaces = () => new Set(run(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
+const namespaces = () =>
+  new Set(
+    run(['ip', 'netns', 'list'])
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter(Boolean),
+  );
 /**
  * The namespaces that appeared since `before` and belong to the demo whose
  * output is `out` (other suites and the bench may build labs meanwhile).
@@ -54,7 +60,15 @@ interface HostRow {
 /** The hosts table of step 2. */
 function hostsTable(out: string): HostRow[] {
   const rows = [...out.matchAll(/^ {2}(h[123]) +(198\.18\.0\.\d+) +(198\.19\.\d+\.0\/24) +(h[123]-pod1) (198\.19\.[\d.]+), (h[123]-pod2) (198\.19\.[\d.]+)$/gm)];
-  return rows.map((m) => ({ name: m[1], ip: m[2], subnet: m[3], pods: [{ name: m[4], ip: m[5] }, { name: m[6], ip: m[7] }] }));
+  return rows.map((m) => ({
+    name: m[1],
+    ip: m[2],
+    subnet: m[3],
+    pods: [
+      { name: m[4], ip: m[5] },
+      { name: m[6], ip: m[7] },
+    ],
+  }));
 }
 
 /** The lines of the decoded header table titled `title` (up to the next blank line). */
@@ -70,11 +84,18 @@ const field = (table: string, name: string) => new RegExp(`^ {4}${name} {2,}(\\S
 function checkFacts(out: string, labels: { outer: string; udp: string; inner: string; icmp: string }): HostRow[] {
   // Step 2: three hosts, each with a /24 and two pods at .2 and .3 of it.
   const hosts = hostsTable(out);
-  assert.deepEqual(hosts.map((h) => h.name), ['h1', 'h2', 'h3'], out);
+  assert.deepEqual(
+    hosts.map((h) => h.name),
+    ['h1', 'h2', 'h3'],
+    out,
+  );
   assert.equal(new Set(hosts.map((h) => h.subnet)).size, 3, 'three different subnets');
   for (const h of hosts) {
     const base = h.subnet.replace(/\.0\/24$/, '');
-    assert.deepEqual(h.pods.map((p) => p.ip), [`${base}.2`, `${base}.3`]);
+    assert.deepEqual(
+      h.pods.map((p) => p.ip),
+      [`${base}.2`, `${base}.3`],
+    );
     assert.equal(h.ip, `198.18.0.${h.name[1]}`);
   }
   const [h1, , h3] = hosts;
@@ -145,7 +166,7 @@ describe('flannel-ts demo', () => {
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
-  test('--plain runs to completion, shows each step\'s real facts and leaves nothing behind', async () => {
+  test("--plain runs to completion, shows each step's real facts and leaves nothing behind", async () => {
     const before = namespaces();
     const r = await cli(['demo', '--plain'], 90_000);
     assert.equal(r.status, 0, r.stdout + r.stderr);

@@ -4,9 +4,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { execStatus } from '../../src/util/exec';
 import { dumpLogs, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';

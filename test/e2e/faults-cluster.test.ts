@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { Lab } from '../../src/lab/lab';
 import { EtcdCluster } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import { Host, type Pod } from '../../src/lab/host';
 import { tryRun, waitFor } from '../../src/lab/sh';
 import { DEFAULT_CONFIG, failureAware, scrape, uniquePrefix } from '../lib/helpers';
 
@@ -44,11 +44,16 @@ describe('a three-member etcd cluster losing members under running daemons', () 
     for (const h of hosts) {
       const key = keyOf(subnets.get(h)!);
       const value = cluster.ctl('get', key, '--print-value-only').trim();
-      await waitFor(`re-put of ${key}`, () => {
-        const id = /lease (\w+) granted/.exec(cluster.ctl('lease', 'grant', '1200'))![1];
-        cluster.ctl('put', `--lease=${id}`, key, '--', value);
-        return true;
-      }, 15_000, 500);
+      await waitFor(
+        `re-put of ${key}`,
+        () => {
+          const id = /lease (\w+) granted/.exec(cluster.ctl('lease', 'grant', '1200'))![1];
+          cluster.ctl('put', `--lease=${id}`, key, '--', value);
+          return true;
+        },
+        15_000,
+        500,
+      );
     }
   };
 
@@ -114,10 +119,15 @@ describe('a three-member etcd cluster losing members under running daemons', () 
   check('the member holding the watches is killed, then the leader: leases renewed and watched throughout', async () => {
     pingAll();
     await roundWithout(busiestMember(), '198.19.250.0/24');
-    const leader = await waitFor('a leader', () => {
-      const i = cluster.leaderIndex();
-      return i >= 0 ? i + 1 : 0;
-    }, 15_000, 200);
+    const leader = await waitFor(
+      'a leader',
+      () => {
+        const i = cluster.leaderIndex();
+        return i >= 0 ? i + 1 : 0;
+      },
+      15_000,
+      200,
+    );
     await roundWithout(leader - 1, '198.19.251.0/24');
     // Nobody lost or changed a subnet; etcd holds exactly the three leases.
     for (const h of hosts) {
@@ -126,6 +136,9 @@ describe('a three-member etcd cluster losing members under running daemons', () 
     }
     const keys = cluster.ctl('get', `${prefix}/subnets/`, '--prefix', '--keys-only').split('\n').filter(Boolean).sort();
     assert.deepEqual(keys, hosts.map((h) => keyOf(subnets.get(h)!)).sort());
-    assert.ok(cluster.members.every((m) => tryRun(m.ctlArgv(['endpoint', 'health'])).status === 0), 'all three members healthy again');
+    assert.ok(
+      cluster.members.every((m) => tryRun(m.ctlArgv(['endpoint', 'health'])).status === 0),
+      'all three members healthy again',
+    );
   });
 });

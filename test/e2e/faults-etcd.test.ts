@@ -8,9 +8,9 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { execStatus } from '../../src/util/exec';
 import { dumpLogs, failureAware, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
@@ -131,7 +131,11 @@ describe('etcd faults under running daemons', () => {
     const r = await ping;
     assert.match(r.stdout, / 0% packet loss/, `no ping lost during the outage:\n${r.stdout.slice(-400)}`);
     assert.ok(hosts.every((h) => h.daemon!.running));
-    const loud = e1.daemon!.log().slice(logFrom).split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).length;
+    const loud = e1
+      .daemon!.log()
+      .slice(logFrom)
+      .split('\n')
+      .filter((l) => /"level":"(warn|error)"/.test(l)).length;
     assert.ok(loud <= 10, `a minute without etcd logs a few warnings and errors, not one per retry (${loud})`);
     // Leases still in etcd and in the tables, both ways.
     assert.deepEqual((await adminLeases(e1.adminSocket)).peers, expectedPeers(e1));
@@ -153,7 +157,10 @@ describe('etcd faults under running daemons', () => {
       const e3 = await addHost('e3', '198.18.0.43');
       const e3Pod = pods.get(e3)!;
       // e1 still forwards on what it knew: e2's subnet is still in its table.
-      assert.ok((await adminLeases(e1.adminSocket)).peers.some((p) => p.startsWith(e2Subnet)), 'stale lease kept while cut off');
+      assert.ok(
+        (await adminLeases(e1.adminSocket)).peers.some((p) => p.startsWith(e2Subnet)),
+        'stale lease kept while cut off',
+      );
       cutEtcd(e1, etcd.ip, false);
       await waitFor('e1 resyncs', () => metric(e1, RESYNCS) > resyncsBefore && metric(e1, ETCD_UP) === 1, 40_000, 250);
       await e1.daemon!.waitForLog(new RegExp(`Subnet removed: ${e2Subnet.replace(/\./g, '\\.')}`), 10_000, logFrom);

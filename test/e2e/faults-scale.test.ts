@@ -6,9 +6,9 @@
 
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { waitFor } from '../../src/lab/sh';
 import { failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
@@ -70,7 +70,12 @@ describe(`${N} daemons started at once against one etcd`, () => {
     }
     // And the last host's pod reaches the first: tables are complete both ways.
     assert.equal(pods[N - 1].ping(from.ip, 1, 0.2, 2).received, 1);
-    console.log(`${N} daemons: all waiting for the config ${started} ms after the spawn; all ready ${acquired} ms after it was written (${races} lost a race and retried); ${N - 1} pods reached in ${Date.now() - t2} ms`);
-    assert.deepEqual(hosts.filter((h) => !h.daemon!.running).map((h) => h.name), []);
+    console.log(
+      `${N} daemons: all waiting for the config ${started} ms after the spawn; all ready ${acquired} ms after it was written (${races} lost a race and retried); ${N - 1} pods reached in ${Date.now() - t2} ms`,
+    );
+    assert.deepEqual(
+      hosts.filter((h) => !h.daemon!.running).map((h) => h.name),
+      [],
+    );
   });
 });

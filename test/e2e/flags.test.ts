@@ -7,8 +7,8 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
@@ -25,8 +25,7 @@ describe('flags upstream units use', () => {
     hosts.push(h);
     return h;
   };
-  const leaseValueOf = (publicIp: string) =>
-    [...etcd.list(`${prefix}/subnets/`).values()].map((v) => JSON.parse(v) as { PublicIP: string }).find((v) => v.PublicIP === publicIp);
+  const leaseValueOf = (publicIp: string) => [...etcd.list(`${prefix}/subnets/`).values()].map((v) => JSON.parse(v) as { PublicIP: string }).find((v) => v.PublicIP === publicIp);
   /** A second NIC with its own connected route: a veth pair inside the host (the lab's switch has one port per namespace; no dummy module here). */
   const secondNic = (h: Host, cidr: string) => {
     h.exec(['ip', 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth1p']);
@@ -37,7 +36,11 @@ describe('flags upstream units use', () => {
   /** flanneld with exactly `args` (no --iface: the lab's Host.startFlanneld always passes --iface=eth0) until ready, then SIGTERM; its log. */
   const runUntilReady = async (h: Host, args: string[]): Promise<string> => {
     const log = path.join(h.dir, `raw-${Date.now()}.log`);
-    const child = lab.spawnIn(h.ns, [process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, `--subnet-file=${h.subnetFile}`, '--admin-socket=', ...args], log);
+    const child = lab.spawnIn(
+      h.ns,
+      [process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, `--subnet-file=${h.subnetFile}`, '--admin-socket=', ...args],
+      log,
+    );
     try {
       await waitFor('flanneld ready', () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('flanneld is ready'), 15_000);
     } finally {
@@ -48,7 +51,10 @@ describe('flags upstream units use', () => {
   };
   /** flanneld with `args` on `h`, run to its exit (for start-up failures). */
   const runToExit = (h: Host, args: string[]) =>
-    h.tryExec([process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, `--subnet-file=${h.subnetFile}`, `--admin-socket=`, ...args], 20_000);
+    h.tryExec(
+      [process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${prefix}`, `--subnet-file=${h.subnetFile}`, `--admin-socket=`, ...args],
+      20_000,
+    );
 
   before(async () => {
     ({ lab, etcd } = await startLab());
@@ -67,7 +73,7 @@ describe('flags upstream units use', () => {
     assert.ok(leaseValueOf('198.18.250.91'), 'the lease carries the route source address');
   });
 
-  check('--iface=<IP> uses the address given, not the interface\'s first', async () => {
+  check("--iface=<IP> uses the address given, not the interface's first", async () => {
     const h = host('fr2', '198.18.0.92');
     h.exec(['ip', 'addr', 'add', '198.18.1.92/16', 'dev', 'eth0']);
     const out = await runUntilReady(h, ['--iface=198.18.1.92']);
@@ -89,7 +95,10 @@ describe('flags upstream units use', () => {
     const h = host('fr4', '198.18.0.94');
     h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--ip-masq', '--ip-masq-fully-random-disable']);
     await h.daemon!.waitForLog(/flanneld is ready/, 15_000);
-    const nat = h.exec(['iptables-save', '-t', 'nat']).split('\n').filter((l) => l.includes('-j MASQUERADE'));
+    const nat = h
+      .exec(['iptables-save', '-t', 'nat'])
+      .split('\n')
+      .filter((l) => l.includes('-j MASQUERADE'));
     assert.equal(nat.length, 2, nat.join('\n'));
     for (const l of nat) assert.doesNotMatch(l, /random-fully/);
     await h.daemon!.stop('SIGTERM');

@@ -21,22 +21,34 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { run, sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, NETWORK, dumpLogs, failureAware, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
-import { FuzzEnv, INJECT_PY, Verdict, expectRx, fmt4, forwarded, generate, ip4, isForwardOf, net4, readPcap, tally, txPeer } from '../lib/fuzz-cases';
+import { type FuzzEnv, INJECT_PY, type Verdict, expectRx, fmt4, forwarded, generate, ip4, isForwardOf, net4, readPcap, tally, txPeer } from '../lib/fuzz-cases';
 
 const SEED = Number(process.env.FLANNEL_TS_FUZZ_SEED ?? 7071);
 const RX_CASES = 3000;
 const TX_CASES = 3000;
 const HEALTHZ = 9151;
 const PYTHON = '/usr/bin/python3';
-const REASONS: Verdict[] = ['truncated', 'not_ipv4', 'bad_header_len', 'bad_total_len', 'bad_checksum', 'ttl_expired', 'no_route', 'local_destination', 'non_unicast_destination', 'unknown_source', 'not_for_this_host'];
+const REASONS: Verdict[] = [
+  'truncated',
+  'not_ipv4',
+  'bad_header_len',
+  'bad_total_len',
+  'bad_checksum',
+  'ttl_expired',
+  'no_route',
+  'local_destination',
+  'non_unicast_destination',
+  'unknown_source',
+  'not_for_this_host',
+];
 
 const FUZZER_IP = '198.18.0.60';
 const STRANGER_IP = '198.18.0.61';
@@ -88,7 +100,13 @@ describe('packet fuzzer against a live daemon', () => {
     const m = scrape(h, HEALTHZ);
     const get = (k: string) => m.get(k) ?? 0;
     const drops = (dir: string) => new Map(REASONS.map((r) => [r, get(`flannel_dropped_packets_total{direction="${dir}",reason="${r}"}`)]));
-    return { tx: get('flannel_packets_total{direction="tx"}'), rx: get('flannel_packets_total{direction="rx"}'), txDrops: drops('tx'), rxDrops: drops('rx'), icmp: get('flannel_icmp_errors_total{result="sent"}') + get('flannel_icmp_errors_total{result="suppressed"}') };
+    return {
+      tx: get('flannel_packets_total{direction="tx"}'),
+      rx: get('flannel_packets_total{direction="rx"}'),
+      txDrops: drops('tx'),
+      rxDrops: drops('rx'),
+      icmp: get('flannel_icmp_errors_total{result="sent"}') + get('flannel_icmp_errors_total{result="suppressed"}'),
+    };
   };
   type Counts = ReturnType<typeof counters>;
   /** Counter movement between two scrapes as a tally (reason → count, plus 'forward'). */
@@ -111,7 +129,10 @@ describe('packet fuzzer against a live daemon', () => {
     // Known subnets (each host's previous subnet, free in a new etcd), so a seed replays exactly.
     a = new Host(lab, 'fa', '198.18.0.10');
     b = new Host(lab, 'fb', '198.18.0.20');
-    for (const [h, s] of [[a, A_SUBNET], [b, B_SUBNET]] as const) {
+    for (const [h, s] of [
+      [a, A_SUBNET],
+      [b, B_SUBNET],
+    ] as const) {
       fs.writeFileSync(h.subnetFile, `FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=${s.replace('.0/24', '.1/24')}\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n`);
     }
     fuzzerNs = lab.addNamespace('fuzzer');
@@ -148,7 +169,8 @@ describe('packet fuzzer against a live daemon', () => {
     const podIn = await capture(podA.ns, 'pod-a-rx', ['-i', 'eth0', '-Q', 'in', 'ip']);
     const out = await capture(a.ns, 'a-eth0-rx', ['-i', 'eth0', '-Q', 'out', 'udp']);
     const before = counters(a);
-    const send = (ns: string, file: string) => run(['ip', 'netns', 'exec', ns, process.execPath, path.join(FIXTURES, 'fuzz-send.js'), 'send', path.join(work(), file), a.ip, '8285'], { timeoutMs: 60_000 });
+    const send = (ns: string, file: string) =>
+      run(['ip', 'netns', 'exec', ns, process.execPath, path.join(FIXTURES, 'fuzz-send.js'), 'send', path.join(work(), file), a.ip, '8285'], { timeoutMs: 60_000 });
     assert.match(send(fuzzerNs, 'rx-holder.hex'), new RegExp(`sent ${fromHolder.length}`));
     assert.match(send(strangerNs, 'rx-stranger.hex'), new RegExp(`sent ${fromStranger.length}`));
     const seen = (c: Counts) => c.rx - before.rx + [...c.rxDrops.values()].reduce((x, y) => x + y, 0) - [...before.rxDrops.values()].reduce((x, y) => x + y, 0);
@@ -170,8 +192,15 @@ describe('packet fuzzer against a live daemon', () => {
     // its own addresses: those replies are A's, not forwarded by the daemon.
     const hostA = new Set([ip4('198.19.10.0'), ip4('198.19.10.1')]);
     const strays = atPod.filter((x) => x[0] >>> 4 === 4 && !allowed.has(key(x)) && !hostA.has(x.readUInt32BE(12)));
-    assert.deepEqual(strays.map((x) => x.subarray(0, 20).toString('hex')), [], 'the pod saw nothing the daemon should have dropped');
-    assert.ok(atPod.some((x) => allowed.has(key(x))), 'forwarded cases did reach the pod');
+    assert.deepEqual(
+      strays.map((x) => x.subarray(0, 20).toString('hex')),
+      [],
+      'the pod saw nothing the daemon should have dropped',
+    );
+    assert.ok(
+      atPod.some((x) => allowed.has(key(x))),
+      'forwarded cases did reach the pod',
+    );
     // Receiving sends nothing: no datagram left A's UDP port (kernel replies are dropped for the test).
     assert.deepEqual(sentOut.filter((x) => x.readUInt16BE((x[0] & 15) * 4) === 8285).length, 0, 'A sent nothing while receiving');
   });
@@ -215,7 +244,11 @@ describe('packet fuzzer against a live daemon', () => {
     // Outer datagrams only to lease holders' public IPs, port 8285.
     const leaseHolders = new Set(['198.18.0.20', FUZZER_IP]);
     const dests = new Set(sentOut.map((x) => `${fmt4(x.readUInt32BE(16))}:${x.readUInt16BE((x[0] & 15) * 4 + 2)}`));
-    assert.deepEqual([...dests].filter((d) => !leaseHolders.has(d.split(':')[0]) || !d.endsWith(':8285')), [], `A sent only to lease holders (${[...dests].join(', ')})`);
+    assert.deepEqual(
+      [...dests].filter((d) => !leaseHolders.has(d.split(':')[0]) || !d.endsWith(':8285')),
+      [],
+      `A sent only to lease holders (${[...dests].join(', ')})`,
+    );
     // The fuzzer (a lease holder) received exactly the cases for its subnet.
     const toFuzzer = toForward.filter((c) => txPeer(c.bytes, envA) === ip4(FUZZER_IP));
     const got = fs.existsSync(sinkFile) ? fs.readFileSync(sinkFile, 'utf8').split('\n').filter(Boolean) : [];

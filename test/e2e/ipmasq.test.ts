@@ -8,12 +8,12 @@
 
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { CniPod, Host } from '../../src/lab/host';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { type CniPod, Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
@@ -49,7 +49,10 @@ function sendUdp(pod: CniPod, ip: string, port: number, tag: string): void {
 
 /** `-A` lines of one chain in iptables-save's output for `table`. */
 function chainRules(h: Host, table: string, chain: string): string[] {
-  return h.exec(['iptables-save', '-t', table]).split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+  return h
+    .exec(['iptables-save', '-t', table])
+    .split('\n')
+    .filter((l) => l.startsWith(`-A ${chain} `));
 }
 
 /** The masquerade rules flannel installs (flannel's iptables.go masqRules), as iptables-save prints them. */
@@ -66,10 +69,7 @@ function expectedMasq(subnet: string): string[] {
 }
 const MASQ_JUMP = '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG';
 const FWD_JUMP = '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD';
-const EXPECTED_FWD = [
-  `-A FLANNEL-FWD -s ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`,
-  `-A FLANNEL-FWD -d ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`,
-];
+const EXPECTED_FWD = [`-A FLANNEL-FWD -s ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`, `-A FLANNEL-FWD -d ${NETWORK} -m comment --comment "flanneld forward" -j ACCEPT`];
 
 const subnetOf = (h: Host) => h.subnetEnv().subnet.replace(/\.1\/24$/, '.0/24');
 const countLines = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;

@@ -7,12 +7,12 @@
 
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { waitFor } from '../../src/lab/sh';
 import { DEFAULT_CONFIG, dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
@@ -56,7 +56,11 @@ describe('nftables mode (EnableNFTables)', () => {
   const check = suite.check;
   const nftArgs = [`--etcd-prefix=${nftPrefix}`, '--ip-masq', '--iptables-resync=1'];
   const nftTable = (h: Host) => h.exec(['nft', 'list', 'table', 'ip', 'flannel-ipv4']);
-  const flannelIptables = (h: Host) => h.exec(['iptables-save']).split('\n').filter((l) => /FLANNEL|flanneld/.test(l));
+  const flannelIptables = (h: Host) =>
+    h
+      .exec(['iptables-save'])
+      .split('\n')
+      .filter((l) => /FLANNEL|flanneld/.test(l));
   /** A PATH holding only ip and (optionally) nft: a host without the iptables binaries. */
   const restrictedPath = (name: string, tools: string[]) => {
     const dir = path.join(lab.dir, name);
@@ -81,7 +85,7 @@ describe('nftables mode (EnableNFTables)', () => {
     await lab?.destroy();
   });
 
-  check("a host that ran in iptables mode: at start the iptables leftovers go, table ip flannel-ipv4 masquerades", async () => {
+  check('a host that ran in iptables mode: at start the iptables leftovers go, table ip flannel-ipv4 masquerades', async () => {
     const n1 = hosts[0];
     n1.startFlanneld(etcd.endpoint, [`--etcd-prefix=${iptPrefix}`, '--ip-masq']);
     await n1.daemon!.waitForLog(/flanneld is ready/, 15_000);
@@ -104,7 +108,7 @@ describe('nftables mode (EnableNFTables)', () => {
     try {
       await l.ready();
       sendUdp(pods.get('n1')!, OUTSIDE, 7100, 'nft1');
-      assert.equal(await l.sourceOf('nft1'), n1.ip, "the pod leaves as its node (nftables masquerade)");
+      assert.equal(await l.sourceOf('nft1'), n1.ip, 'the pod leaves as its node (nftables masquerade)');
     } finally {
       l.stop();
     }
@@ -146,12 +150,40 @@ describe('nftables mode (EnableNFTables)', () => {
     assert.doesNotMatch(n2.daemon!.log(), /iptables|"level":"(error|warn)"/i);
     await n2.daemon!.stop('SIGTERM');
     // iptables mode with --ip-masq on that host: exit 1, naming the binary and both ways out.
-    const r = n2.tryExec(['env', `PATH=${onlyIpNft}`, process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${iptPrefix}`, '--iface=eth0', `--subnet-file=${path.join(n2.dir, 'ipt.env')}`, '--admin-socket=', '--ip-masq'], 30_000);
+    const r = n2.tryExec(
+      [
+        'env',
+        `PATH=${onlyIpNft}`,
+        process.execPath,
+        path.join(REPO_ROOT, 'bin/flanneld'),
+        `--etcd-endpoints=${etcd.endpoint}`,
+        `--etcd-prefix=${iptPrefix}`,
+        '--iface=eth0',
+        `--subnet-file=${path.join(n2.dir, 'ipt.env')}`,
+        '--admin-socket=',
+        '--ip-masq',
+      ],
+      30_000,
+    );
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /iptables-save is not installed or not on PATH \(install the iptables package, or set \\?"EnableNFTables\\?": true/);
     // nftables mode without nft: the same, for nft.
     const onlyIp = restrictedPath('path-ip', ['ip']);
-    const r2 = n2.tryExec(['env', `PATH=${onlyIp}`, process.execPath, path.join(REPO_ROOT, 'bin/flanneld'), `--etcd-endpoints=${etcd.endpoint}`, `--etcd-prefix=${nftPrefix}`, '--iface=eth0', `--subnet-file=${n2.subnetFile}`, '--admin-socket=', '--ip-masq'], 30_000);
+    const r2 = n2.tryExec(
+      [
+        'env',
+        `PATH=${onlyIp}`,
+        process.execPath,
+        path.join(REPO_ROOT, 'bin/flanneld'),
+        `--etcd-endpoints=${etcd.endpoint}`,
+        `--etcd-prefix=${nftPrefix}`,
+        '--iface=eth0',
+        `--subnet-file=${n2.subnetFile}`,
+        '--admin-socket=',
+        '--ip-masq',
+      ],
+      30_000,
+    );
     assert.equal(r2.status, 1, r2.stderr);
     assert.match(r2.stderr, /nft is not installed or not on PATH \(install the nftables package/);
   });

@@ -18,9 +18,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { run, waitFor } from '../../src/lab/sh';
 import { FIXTURES, dumpLogs, failureAware, fixture, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 import { udpPacket } from '../lib/packets';
@@ -116,7 +116,12 @@ describe('offloads: nodes with and without them interoperate, and the wire stays
     on2.startFlanneld(etcd.endpoint, flags);
     tx.startFlanneld(etcd.endpoint, flags);
     for (const h of [on, off, on2, tx]) pods.set(h, await h.waitReadyWithPod());
-    for (const [a, b] of [[on, off], [off, on], [on, on2], [tx, on]]) {
+    for (const [a, b] of [
+      [on, off],
+      [off, on],
+      [on, on2],
+      [tx, on],
+    ]) {
       await waitFor(`${a.name} reaches ${b.name}`, () => pods.get(a)!.ping(pods.get(b)!.ip, 1, 0.2, 1).received === 1, 15_000, 100);
     }
   });
@@ -215,7 +220,10 @@ describe('offloads: nodes with and without them interoperate, and the wire stays
     }
     await waitFor('per-peer rx counted', () => (scrape(on, HEALTHZ).get(key) ?? 0) >= before + 3, 5000, 100);
     // And the ordinary lane (8285 both ways) still carries a transfer both ways.
-    for (const [a, b, port] of [[tx, on, 5004], [on, tx, 5005]] as const) {
+    for (const [a, b, port] of [
+      [tx, on, 5004],
+      [on, tx, 5005],
+    ] as const) {
       const r = await transfer(pods.get(a)!, pods.get(b)!, 64 * 1024 * 1024, port);
       assert.equal(r.bytes, 64 * 1024 * 1024);
       assert.equal(r.got, r.sent, `${a.name} -> ${b.name}`);

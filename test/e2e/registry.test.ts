@@ -4,7 +4,7 @@
 
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
-import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
-import { parseNetworkConfig, NetworkConfig } from '../../src/subnet/config';
+import { type Lease, type LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
+import { parseNetworkConfig, type NetworkConfig } from '../../src/subnet/config';
 import type { Logger } from '../../src/util/log';
-import { EtcdRegistry, RegistryLease } from '../../src/subnet/registry';
-import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
+import { EtcdRegistry, type RegistryLease } from '../../src/subnet/registry';
+import { SubnetManager, type SubnetManagerOptions } from '../../src/subnet/subnet-manager';
 import { ManualClock } from '../lib/manual-clock';
 
 const ETCD = '/usr/bin/etcd';
@@ -265,12 +265,7 @@ describe('EtcdRegistry over TLS with client certificates', { skip: skip || (exis
     }
     const [cp, pp] = [await freePort(), await freePort()];
     url = `https://127.0.0.1:${cp}`;
-    proc = spawnEtcd(dir, url, `http://127.0.0.1:${pp}`, [
-      `--cert-file=${f('server.crt')}`,
-      `--key-file=${f('server.key')}`,
-      `--trusted-ca-file=${f('ca.crt')}`,
-      '--client-cert-auth',
-    ]);
+    proc = spawnEtcd(dir, url, `http://127.0.0.1:${pp}`, [`--cert-file=${f('server.crt')}`, `--key-file=${f('server.key')}`, `--trusted-ca-file=${f('ca.crt')}`, '--client-cert-auth']);
     const probe = new EtcdRegistry({ endpoints: [url], tls: { ca: f('ca.crt'), cert: f('client.crt'), key: f('client.key') } });
     try {
       await waitFor('TLS etcd to start', async () => (await probe.getConfig()) === undefined, 20_000);
@@ -576,4 +571,3 @@ describe('SubnetManager', { skip }, () => {
     assert.ok(lines.some((l) => /Lease watch ended|Couldn't list subnet leases/.test(l.msg)));
   });
 });
-

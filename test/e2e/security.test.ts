@@ -13,8 +13,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab } from '../../src/lab/lab';
-import { Etcd, EtcdPki, makeEtcdPki } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import { Etcd, type EtcdPki, makeEtcdPki } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { run, sleep, tryRun, waitFor } from '../../src/lab/sh';
 import { NETWORK, failureAware, leaseKeys, uniquePrefix } from '../lib/helpers';
 
@@ -22,7 +22,18 @@ const HEALTHZ = 9141;
 
 /** HTTP GET from inside `ns`: "status body" or "error <code>". */
 function httpGet(ns: string, url: string): string {
-  const r = tryRun(['ip', 'netns', 'exec', ns, process.execPath, '-e', `fetch(${JSON.stringify(url)}).then(async r=>console.log(r.status+' '+(await r.text()).slice(0,80)),e=>console.log('error '+(e.cause?.code??e.message)))`], { timeoutMs: 10_000 });
+  const r = tryRun(
+    [
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '-e',
+      `fetch(${JSON.stringify(url)}).then(async r=>console.log(r.status+' '+(await r.text()).slice(0,80)),e=>console.log('error '+(e.cause?.code??e.message)))`,
+    ],
+    { timeoutMs: 10_000 },
+  );
   return r.stdout.trim();
 }
 
@@ -86,7 +97,14 @@ describe('security', () => {
   });
 
   check('etcd over mutual TLS: the right CA and client certificate work, traffic flows', async () => {
-    const flags = (_h: Host, healthzIp: string) => [`--etcd-prefix=${prefix}`, `--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`, `--healthz-ip=${healthzIp}`, `--healthz-port=${HEALTHZ}`];
+    const flags = (_h: Host, healthzIp: string) => [
+      `--etcd-prefix=${prefix}`,
+      `--etcd-cafile=${pki.ca}`,
+      `--etcd-certfile=${pki.clientCert}`,
+      `--etcd-keyfile=${pki.clientKey}`,
+      `--healthz-ip=${healthzIp}`,
+      `--healthz-port=${HEALTHZ}`,
+    ];
     const a = newHost();
     const b = newHost();
     a.startFlanneld(tls.endpoint, flags(a, '127.0.0.1'));
@@ -108,7 +126,10 @@ describe('security', () => {
     assert.match(httpGet(b.ns, `http://127.0.0.1:${HEALTHZ}/readyz`), /^error ECONNREFUSED/);
     // Nothing else listens on TCP in a's namespace.
     const listening = a.exec(['ss', '-Htln']).trim().split('\n').filter(Boolean);
-    assert.deepEqual(listening.map((l) => l.split(/\s+/)[3]), [`127.0.0.1:${HEALTHZ}`]);
+    assert.deepEqual(
+      listening.map((l) => l.split(/\s+/)[3]),
+      [`127.0.0.1:${HEALTHZ}`],
+    );
   });
 
   check('the admin socket is where --admin-socket says, mode 0600, and refuses other users', async () => {
@@ -130,9 +151,17 @@ describe('security', () => {
 
   check('TLS refusals: wrong CA, no client certificate, a foreign client certificate', async () => {
     const cases = [
-      { name: 'wrong CA', flags: [`--etcd-cafile=${pki.otherCa}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`], says: /TLS: etcd's server certificate is not trusted \(unable to verify the first certificate\); --etcd-cafile \(.*other-ca\.crt\) must be the CA/ },
+      {
+        name: 'wrong CA',
+        flags: [`--etcd-cafile=${pki.otherCa}`, `--etcd-certfile=${pki.clientCert}`, `--etcd-keyfile=${pki.clientKey}`],
+        says: /TLS: etcd's server certificate is not trusted \(unable to verify the first certificate\); --etcd-cafile \(.*other-ca\.crt\) must be the CA/,
+      },
       { name: 'no client certificate', flags: [`--etcd-cafile=${pki.ca}`], says: /TLS: etcd refused this node's client certificate \(.*\); .*--etcd-certfile \(not given\)/ },
-      { name: 'client certificate from another CA', flags: [`--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.otherClientCert}`, `--etcd-keyfile=${pki.otherClientKey}`], says: /TLS: etcd refused this node's client certificate .*other-client\.crt/ },
+      {
+        name: 'client certificate from another CA',
+        flags: [`--etcd-cafile=${pki.ca}`, `--etcd-certfile=${pki.otherClientCert}`, `--etcd-keyfile=${pki.otherClientKey}`],
+        says: /TLS: etcd refused this node's client certificate .*other-client\.crt/,
+      },
       { name: 'plain http to a TLS etcd', flags: [], endpoint: tls.endpoint.replace('https', 'http'), says: /cannot reach etcd .*does not expect TLS/ },
     ];
     const started = cases.map((c) => {
@@ -140,7 +169,10 @@ describe('security', () => {
       h.startFlanneld(c.endpoint ?? tls.endpoint, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`, ...c.flags]);
       return { ...c, h };
     });
-    const msgs = await refused(started.map((c) => c.h), tls);
+    const msgs = await refused(
+      started.map((c) => c.h),
+      tls,
+    );
     for (const [i, c] of started.entries()) {
       const msg = msgs[i];
       console.log(`${c.name}: ${msg}`);
@@ -155,7 +187,11 @@ describe('security', () => {
     await good.waitReady();
     assert.ok(auth.get(`${prefix}/subnets/${good.subnetEnv().subnet.replace(/\.1\/24$/, '.0-24')}`)?.includes(good.ip));
     const cases = [
-      { name: 'wrong password', flags: ['--etcd-username=flannel', '--etcd-password=guess'], says: /etcd refused the credentials of user "flannel" \(etcdserver: authentication failed, invalid user ID or password\); check --etcd-username and --etcd-password/ },
+      {
+        name: 'wrong password',
+        flags: ['--etcd-username=flannel', '--etcd-password=guess'],
+        says: /etcd refused the credentials of user "flannel" \(etcdserver: authentication failed, invalid user ID or password\); check --etcd-username and --etcd-password/,
+      },
       { name: 'no credentials', flags: [], says: /etcd requires authentication \(etcdserver: user name is empty\); give --etcd-username and --etcd-password/ },
     ];
     const started = cases.map((c) => {
@@ -163,7 +199,10 @@ describe('security', () => {
       h.startFlanneld(auth.endpoint, [`--etcd-prefix=${prefix}`, '--healthz-ip=127.0.0.1', `--healthz-port=${HEALTHZ}`, ...c.flags]);
       return { ...c, h };
     });
-    const msgs = await refused(started.map((c) => c.h), auth);
+    const msgs = await refused(
+      started.map((c) => c.h),
+      auth,
+    );
     for (const [i, c] of started.entries()) {
       const msg = msgs[i];
       console.log(`${c.name}: ${msg}`);

@@ -9,8 +9,8 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { waitFor } from '../../src/lab/sh';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
@@ -49,7 +49,10 @@ class NotifyReceiver {
   }
   messages(): Received[] {
     const text = fs.existsSync(this.log) ? fs.readFileSync(this.log, 'utf8') : '';
-    return text.split('\n').filter((l) => l.startsWith('{"msg"')).map((l) => JSON.parse(l) as Received);
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('{"msg"'))
+      .map((l) => JSON.parse(l) as Received);
   }
   listening(): Promise<unknown> {
     return waitFor('notify receiver', () => fs.existsSync(this.log) && fs.readFileSync(this.log, 'utf8').includes('"listening"'), 5000);

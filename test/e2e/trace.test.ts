@@ -5,9 +5,9 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import { type Lab, REPO_ROOT } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { execStatus } from '../../src/util/exec';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
@@ -35,7 +35,9 @@ describe('flannel-ts trace', () => {
   const trace = async (args: string[]) => {
     const daemon = hosts[0].daemon!;
     const from = fs.statSync(daemon.logFile).size;
-    const running = execStatus(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], { timeoutMs: 20_000 });
+    const running = execStatus(['ip', 'netns', 'exec', hosts[0].ns, process.execPath, path.join(REPO_ROOT, 'bin/flannel-ts'), 'trace', `--admin-socket=${hosts[0].adminSocket}`, ...args], {
+      timeoutMs: 20_000,
+    });
     await daemon.waitForLog(/Trace attached/, 15_000, from);
     return { done: running }; // wrapped: returning the promise itself would make the caller wait for the trace to end
   };
@@ -45,7 +47,10 @@ describe('flannel-ts trace', () => {
     assert.equal(pods[0].ping(pods[1].ip, 2, 0.2).received, 2);
     const r = await running;
     assert.equal(r.status, 0, r.stderr);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(events.length, 4);
     const tx = events.filter((e) => e.direction === 'tx');
     const rx = events.filter((e) => e.direction === 'rx');

@@ -58,7 +58,10 @@ describe('TUN GRO (vnet header) in a network namespace', { skip: !isRoot && 'nee
   it('reads: checksums the kernel left partial (NEEDS_CSUM) are completed', async (t) => {
     const r = await fixture('needscsum');
     if (r.skipped) return t.skip(r.skipped);
-    assert.deepEqual(r.udp, [1, 2, 333, 1400].map((n) => ({ len: 28 + n, needsCsum: true, ok: true })));
+    assert.deepEqual(
+      r.udp,
+      [1, 2, 333, 1400].map((n) => ({ len: 28 + n, needsCsum: true, ok: true })),
+    );
     assert.ok(r.tcp.length >= 1);
     for (const s of r.tcp) assert.deepEqual(s, { needsCsum: true, ok: true });
   });

@@ -305,7 +305,14 @@ describe('in network namespaces', { skip: !isRoot && 'needs root (network namesp
       exact(r.off, 'offloads off');
       assert.equal(r.off.messages, 41);
       assert.equal(r.badOffloads, 'TypeError');
-      assert.deepEqual(r.workerView, [{ gso: true, gro: true }, { gso: true, gro: false }], 'probed from the socket');
+      assert.deepEqual(
+        r.workerView,
+        [
+          { gso: true, gro: true },
+          { gso: true, gro: false },
+        ],
+        'probed from the socket',
+      );
       assert.equal(r.closedOffloads, 'EBADF');
       // EMSGSIZE (segments over the route's MTU): retried one by one, fragmented by the kernel; GSO stays on.
       assert.equal(r.mtuSent, 30);

@@ -1,13 +1,13 @@
 // Three hosts running flanneld with the udp backend against one real etcd:
 // the core promises of the product, checked as a user would see them.
 
-import { after, before, describe, } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { Lab } from '../../src/lab/lab';
-import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Lab } from '../../src/lab/lab';
+import type { Etcd } from '../../src/lab/etcd';
+import { Host, type Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
 import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 import { udpPacket } from '../lib/packets';
@@ -27,7 +27,10 @@ describe('udp backend: three hosts, one etcd', () => {
   const bringUp = async (h: Host, nPods = 2) => {
     const env = await h.waitReady();
     h.setupBridge(env);
-    pods.set(h.name, Array.from({ length: nPods }, () => h.addPod(env)));
+    pods.set(
+      h.name,
+      Array.from({ length: nPods }, () => h.addPod(env)),
+    );
   };
 
   before(async () => {
@@ -42,7 +45,6 @@ describe('udp backend: three hosts, one etcd', () => {
     if (suite.failed) dumpLogs(hosts, etcd);
     await lab?.destroy();
   });
-
 
   check("each host has flannel's subnet.env, lease and flannel0", () => {
     const subnets = new Set<string>();

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
-import { Host, Pod } from '../../src/lab/host';
+import type { Host, Pod } from '../../src/lab/host';
 import { run } from '../../src/lab/sh';
 import { requireCommands } from '../../src/lab/requirements';
 import { test } from 'node:test';

@@ -16,7 +16,10 @@ export class TunFixtureNamespace {
   private created = false;
 
   /** @param tag names the namespace ftun-<pid>-<tag>; @param script the fixture, e.g. 'tun-gro'. */
-  constructor(tag: string, private readonly script: string) {
+  constructor(
+    tag: string,
+    private readonly script: string,
+  ) {
     this.ns = `ftun-${process.pid}-${tag}`;
   }
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { parseNetworkConfig } from '../../src/subnet/config';
 import { ConfigError } from '../../src/subnet/errors';
 import { parseVxlanOptions } from '../../src/subnet/backends';
-import { BatchShell, FlushLines, isNotThere, normalizeMac, onLinkFor } from '../../src/backend/kernel';
+import { BatchShell, type FlushLines, isNotThere, normalizeMac, onLinkFor } from '../../src/backend/kernel';
 import { vxlanIncompatibility, vxlanLines } from '../../src/backend/vxlan/vxlan-backend';
 import { hostGwLines } from '../../src/backend/hostgw/hostgw-backend';
 import { createBackend } from '../../src/backend';
@@ -37,7 +37,7 @@ describe('config: vxlan options', () => {
     assert.deepEqual(warnings, []);
   });
 
-  test('Port 0 (Go\'s zero value) and null mean the default 8472; VNI 0 is a valid VNI', () => {
+  test("Port 0 (Go's zero value) and null mean the default 8472; VNI 0 is a valid VNI", () => {
     assert.equal(cfg({ Type: 'vxlan', Port: 0 }).config.port, 8472);
     assert.equal(cfg({ Type: 'vxlan', Port: null }).config.port, 8472);
     assert.equal(parseVxlanOptions({ Type: 'vxlan', VNI: 0 }).vni, 0);
@@ -152,7 +152,10 @@ describe('vxlan: batch lines per lease change', () => {
       bridge: ['fdb del 0a:58:00:00:00:01 dev flannel.1 dst 198.18.0.7 self', 'fdb replace 0a:58:00:00:00:02 dev flannel.1 dst 198.18.0.7 self permanent'],
       ip: ['neigh replace 198.19.7.0 lladdr 0a:58:00:00:00:02 dev flannel.1 nud permanent', 'route replace 198.19.7.0/24 via 198.19.7.0 dev flannel.1 onlink'],
     });
-    assert.ok(o.bridgeDel.every((l) => l.del), 'deletions tolerate "not there"');
+    assert.ok(
+      o.bridgeDel.every((l) => l.del),
+      'deletions tolerate "not there"',
+    );
   });
 
   test('same MAC, new public IP: the fdb entry is replaced in place', () => {
@@ -214,9 +217,13 @@ describe('host-gw: batch lines per lease change', () => {
   });
 });
 
-describe('vxlan device reuse (flannel\'s vxlanLinksIncompat)', () => {
+describe("vxlan device reuse (flannel's vxlanLinksIncompat)", () => {
   const want = { vni: 1, local: '198.18.0.1', dev: 'eth0', port: 8472, gbp: false, learning: false };
-  const link = (data: object, kind = 'vxlan') => ({ address: '0a:58:00:00:00:01', mtu: 1450, linkinfo: { info_kind: kind, info_data: { id: 1, local: '198.18.0.1', link: 'eth0', port: 8472, learning: false, ...data } } });
+  const link = (data: object, kind = 'vxlan') => ({
+    address: '0a:58:00:00:00:01',
+    mtu: 1450,
+    linkinfo: { info_kind: kind, info_data: { id: 1, local: '198.18.0.1', link: 'eth0', port: 8472, learning: false, ...data } },
+  });
   test('the same configuration is reused', () => assert.equal(vxlanIncompatibility(link({}), want), ''));
   test('each difference is named', () => {
     assert.match(vxlanIncompatibility(link({}, 'bridge'), want), /link type: bridge vs vxlan/);
@@ -270,7 +277,13 @@ process.stdin.on('data', (d) => {
     try {
       assert.deepEqual(await s.run([{ line: 'route replace a' }, { line: 'route replace b' }]), []);
       const f = await s.run([{ line: 'ok 1' }, { line: 'bad 2', subnet: '198.19.2.0/24' }, { line: 'ok 3' }, { line: 'bad 4' }]);
-      assert.deepEqual(f.map((x) => [x.line.line, x.message]), [['bad 2', 'Error: bad 2'], ['bad 4', 'Error: bad 4']]);
+      assert.deepEqual(
+        f.map((x) => [x.line.line, x.message]),
+        [
+          ['bad 2', 'Error: bad 2'],
+          ['bad 4', 'Error: bad 4'],
+        ],
+      );
       assert.equal(f[0].line.subnet, '198.19.2.0/24');
       assert.deepEqual(await s.run([{ line: 'ok 5' }]), []);
       assert.equal(s.spawned, 1);

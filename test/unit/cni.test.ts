@@ -9,19 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseCidr } from '../../src/cni/cidr';
-import {
-  DEFAULT_DATA_DIR,
-  DEFAULT_SUBNET_FILE,
-  FlannelSubnetEnv,
-  buildDelegateConf,
-  loadSubnetEnv,
-  marshalSorted,
-  parseConfJson,
-  parseFlannelConf,
-  parseSubnetEnv,
-} from '../../src/cni/conf';
+import { DEFAULT_DATA_DIR, DEFAULT_SUBNET_FILE, type FlannelSubnetEnv, buildDelegateConf, loadSubnetEnv, marshalSorted, parseConfJson, parseFlannelConf, parseSubnetEnv } from '../../src/cni/conf';
 import { CniError } from '../../src/cni/errors';
-import { ExecResult, PluginExec } from '../../src/cni/invoke';
+import type { ExecResult, PluginExec } from '../../src/cni/invoke';
 import { routesWithGateways, runPlugin } from '../../src/cni/plugin';
 import { versionAtLeast } from '../../src/cni/version';
 
@@ -337,16 +327,26 @@ describe('plugin dispatch (fake delegate)', () => {
     const d = JSON.parse(calls[1].stdin) as Record<string, unknown>;
     assert.equal(calls[1].env.CNI_COMMAND, 'CHECK');
     assert.equal(d.type, 'bridge');
-    assert.deepEqual((d.prevResult as { routes: unknown }).routes, [{ dst: '10.1.0.0/16', gw: '10.1.17.1' }, { dst: '0.0.0.0/0', gw: '10.1.17.1' }]);
+    assert.deepEqual((d.prevResult as { routes: unknown }).routes, [
+      { dst: '10.1.0.0/16', gw: '10.1.17.1' },
+      { dst: '0.0.0.0/0', gw: '10.1.17.1' },
+    ]);
     reply = { status: 1, stdout: '{"code":999,"msg":"Interface name eth0 not found"}', stderr: '' };
     assert.equal(out(runPlugin({ env: env('CHECK'), stdin: conf({ prevResult }), exec })).msg, 'Interface name eth0 not found');
   });
 
   test('routesWithGateways fills only gateway-less routes, per family', () => {
     const r = routesWithGateways({
-      ips: [{ address: 'fd00::2/64', gateway: 'fd00::1' }, { address: '10.0.0.2/24', gateway: '10.0.0.1' }],
+      ips: [
+        { address: 'fd00::2/64', gateway: 'fd00::1' },
+        { address: '10.0.0.2/24', gateway: '10.0.0.1' },
+      ],
       routes: [{ dst: '10.0.0.0/8' }, { dst: 'fd00::/56' }, { dst: '0.0.0.0/0', gw: '10.0.0.9' }],
     });
-    assert.deepEqual(r.routes, [{ dst: '10.0.0.0/8', gw: '10.0.0.1' }, { dst: 'fd00::/56', gw: 'fd00::1' }, { dst: '0.0.0.0/0', gw: '10.0.0.9' }]);
+    assert.deepEqual(r.routes, [
+      { dst: '10.0.0.0/8', gw: '10.0.0.1' },
+      { dst: 'fd00::/56', gw: 'fd00::1' },
+      { dst: '0.0.0.0/0', gw: '10.0.0.9' },
+    ]);
   });
 });

@@ -7,17 +7,9 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
-import { parseNetworkConfig, NetworkConfig } from '../../src/subnet/config';
+import { parseNetworkConfig, type NetworkConfig } from '../../src/subnet/config';
 import { ConfigError } from '../../src/subnet/errors';
-import {
-  subnetKey,
-  parseSubnetKey,
-  pickFreeSubnet,
-  freeSubnetCount,
-  subnetCount,
-  firstAddress,
-  isSubnetCompatible,
-} from '../../src/subnet/subnets';
+import { subnetKey, parseSubnetKey, pickFreeSubnet, freeSubnetCount, subnetCount, firstAddress, isSubnetCompatible } from '../../src/subnet/subnets';
 import { formatSubnetFile, writeSubnetFile, readSubnetFile } from '../../src/subnet/subnet-env';
 import { formatLeaseValue, parseLeaseValue } from '../../src/subnet/lease-value';
 
@@ -44,21 +36,9 @@ describe('parseNetworkConfig: defaults', () => {
       '{ "network": "10.3.0.0/16" }',
       { network: '10.3.0.0/16', subnetLen: 24, subnetMin: '10.3.1.0', subnetMax: '10.3.255.0', backendType: 'udp', port: 8285 },
     ],
-    [
-      '/22 still gets /24 subnets',
-      '{"Network":"198.19.0.0/22"}',
-      { network: '198.19.0.0/22', subnetLen: 24, subnetMin: '198.19.1.0', subnetMax: '198.19.3.0', backendType: 'udp', port: 8285 },
-    ],
-    [
-      '/23 gets prefix+2',
-      '{"Network":"198.19.0.0/23"}',
-      { network: '198.19.0.0/23', subnetLen: 25, subnetMin: '198.19.0.128', subnetMax: '198.19.1.128', backendType: 'udp', port: 8285 },
-    ],
-    [
-      '/28 is the smallest: four /30s',
-      '{"Network":"198.19.0.0/28"}',
-      { network: '198.19.0.0/28', subnetLen: 30, subnetMin: '198.19.0.4', subnetMax: '198.19.0.12', backendType: 'udp', port: 8285 },
-    ],
+    ['/22 still gets /24 subnets', '{"Network":"198.19.0.0/22"}', { network: '198.19.0.0/22', subnetLen: 24, subnetMin: '198.19.1.0', subnetMax: '198.19.3.0', backendType: 'udp', port: 8285 }],
+    ['/23 gets prefix+2', '{"Network":"198.19.0.0/23"}', { network: '198.19.0.0/23', subnetLen: 25, subnetMin: '198.19.0.128', subnetMax: '198.19.1.128', backendType: 'udp', port: 8285 }],
+    ['/28 is the smallest: four /30s', '{"Network":"198.19.0.0/28"}', { network: '198.19.0.0/28', subnetLen: 30, subnetMin: '198.19.0.4', subnetMax: '198.19.0.12', backendType: 'udp', port: 8285 }],
     [
       'flannel TestConfigOverrides',
       '{ "Network": "10.3.0.0/16", "SubnetMin": "10.3.5.0", "SubnetMax": "10.3.8.0", "SubnetLen": 28 }',
@@ -301,10 +281,7 @@ describe('subnet arithmetic', () => {
 
 describe('lease value', () => {
   test('written exactly as flannel', () => {
-    assert.equal(
-      formatLeaseValue({ publicIp: parseIp4('198.18.0.1'), backendType: 'udp' }),
-      '{"PublicIP":"198.18.0.1","PublicIPv6":null,"BackendType":"udp"}',
-    );
+    assert.equal(formatLeaseValue({ publicIp: parseIp4('198.18.0.1'), backendType: 'udp' }), '{"PublicIP":"198.18.0.1","PublicIPv6":null,"BackendType":"udp"}');
     assert.equal(
       formatLeaseValue({ publicIp: parseIp4('192.168.64.3'), backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' } }),
       '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}',
@@ -326,10 +303,7 @@ describe('subnet.env', () => {
   const values = { network: Ip4Net.parse('198.19.0.0/16'), subnet: Ip4Net.parse('198.19.7.0/24'), mtu: 1472, ipMasq: true };
 
   test('format matches flannel WriteSubnetFile', () => {
-    assert.equal(
-      formatSubnetFile(values),
-      'FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.7.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n',
-    );
+    assert.equal(formatSubnetFile(values), 'FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.7.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n');
     assert.match(formatSubnetFile({ ...values, ipMasq: false }), /FLANNEL_IPMASQ=false\n$/);
   });
 

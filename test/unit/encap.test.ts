@@ -148,7 +148,10 @@ test('encap: no route answers with ICMP net unreachable from the lost destinatio
   const { encap, counters, icmp } = setup();
   const b = new PacketBatch(32, 2048);
   const lost = packet('198.19.1.2', '198.19.9.9', { proto: ip.PROTO_TCP });
-  fill(b, Array.from({ length: 30 }, () => ({ bytes: lost })));
+  fill(
+    b,
+    Array.from({ length: 30 }, () => ({ bytes: lost })),
+  );
   assert.equal(encap.process(b), 0);
   assert.equal(counters.drops('tx').no_route, 30);
   assert.equal(icmp.batch.count, 10, 'burst of 10 per source');
@@ -194,7 +197,10 @@ test('decap: admits only packets from a lease holder to a unicast address of our
     { bytes: packet('198.19.2.5', '198.19.1.2', { ttl: 1 }), from: '198.18.0.3' },
   ]);
   assert.equal(decap.process(b), 2);
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => len(b, i) > 0), [true, false, false, false, true, false, false, false]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((i) => len(b, i) > 0),
+    [true, false, false, false, true, false, false, false],
+  );
   const d = counters.drops('rx');
   assert.equal(d.unknown_source, 1);
   assert.equal(d.not_for_this_host, 2);

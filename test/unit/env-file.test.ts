@@ -6,12 +6,15 @@ import { parseEnvText } from '../../src/util/env-file';
 
 test('KEY=VALUE lines as flanneld writes them', () => {
   const kv = parseEnvText('FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.7.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n');
-  assert.deepEqual([...kv], [
-    ['FLANNEL_NETWORK', '198.19.0.0/16'],
-    ['FLANNEL_SUBNET', '198.19.7.1/24'],
-    ['FLANNEL_MTU', '1472'],
-    ['FLANNEL_IPMASQ', 'true'],
-  ]);
+  assert.deepEqual(
+    [...kv],
+    [
+      ['FLANNEL_NETWORK', '198.19.0.0/16'],
+      ['FLANNEL_SUBNET', '198.19.7.1/24'],
+      ['FLANNEL_MTU', '1472'],
+      ['FLANNEL_IPMASQ', 'true'],
+    ],
+  );
 });
 
 test('export, quotes, comments, CRLF and lines without = as godotenv reads them', () => {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { FlagError, FlanneldOptions, parseFlags, parseGoInt, usage, envName, unsupportedFlags, compileIfaceRegex, redactOptions } from '../../src/cli/flags';
+import { FlagError, type FlanneldOptions, parseFlags, parseGoInt, usage, envName, unsupportedFlags, compileIfaceRegex, redactOptions } from '../../src/cli/flags';
 import { version, versionText } from '../../src/util/version';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): FlanneldOptions {
@@ -72,12 +72,7 @@ describe('defaults', () => {
 
 describe('Go flag syntax', () => {
   test('one or two dashes, = or space', () => {
-    for (const argv of [
-      ['-etcd-prefix=/a'],
-      ['--etcd-prefix=/a'],
-      ['-etcd-prefix', '/a'],
-      ['--etcd-prefix', '/a'],
-    ]) {
+    for (const argv of [['-etcd-prefix=/a'], ['--etcd-prefix=/a'], ['-etcd-prefix', '/a'], ['--etcd-prefix', '/a']]) {
       assert.equal(run(argv).etcdPrefix, '/a', JSON.stringify(argv));
     }
   });
@@ -242,7 +237,10 @@ describe('flanneld flags flannel-ts does not implement', () => {
           return (e as Error).message;
         }
       });
-      assert.ok(messages.every((m) => !m.includes('not defined')), name);
+      assert.ok(
+        messages.every((m) => !m.includes('not defined')),
+        name,
+      );
       assert.ok(messages.includes(`flag --${name} is not supported by flannel-ts yet`), `${name}: ${messages.join(' | ')}`);
     }
   });
@@ -280,7 +278,7 @@ describe('--admin-socket', () => {
 });
 
 describe('unknown flags', () => {
-  test('use Go\'s wording and point to --help', () => {
+  test("use Go's wording and point to --help", () => {
     const e = fails(['--foo'], {}, /^flag provided but not defined: -foo/, '--help');
     assert.equal(e.flag, 'foo');
     fails(['-foo=1'], {}, 'flag provided but not defined: -foo');
@@ -406,7 +404,7 @@ describe('--help and --version', () => {
     }
   });
 
-  test('usage lists every flag like Go\'s PrintDefaults', () => {
+  test("usage lists every flag like Go's PrintDefaults", () => {
     const u = usage();
     assert.match(u, /^Usage: flanneld \[OPTION\]\.\.\.\n/);
     assert.ok(u.includes('  -etcd-endpoints string\n    \ta comma-delimited list of etcd endpoints (default "http://127.0.0.1:4001,http://127.0.0.1:2379")\n'));

@@ -15,7 +15,7 @@ import { Counters, DROP_REASONS, DropReason } from '../../src/encap/counters';
 import { Encapsulator } from '../../src/encap/encapsulator';
 import { Decapsulator } from '../../src/encap/decapsulator';
 import { IcmpResponder } from '../../src/encap/icmp';
-import { FuzzCase, FuzzEnv, Verdict, fmt4, generate, isForwardOf, ip4, net4, tally, txPeer } from '../lib/fuzz-cases';
+import { type FuzzCase, type FuzzEnv, type Verdict, fmt4, generate, isForwardOf, ip4, net4, tally, txPeer } from '../lib/fuzz-cases';
 
 const SEED = Number(process.env.FLANNEL_TS_FUZZ_SEED ?? 20251122);
 const CASES = 20_000;
@@ -101,11 +101,16 @@ test(`fuzz: ${CASES} datagrams from peers and strangers through the Decapsulator
   const cases = generate('rx', SEED, CASES, env, { favourite: [ip4('198.19.10.2')] });
   const { decap, counters } = setup();
   let forwards = 0;
-  run(cases, 'rx', (b) => {
-    const n = decap.process(b);
-    forwards += n;
-    return n;
-  }, () => decap.verdicts);
+  run(
+    cases,
+    'rx',
+    (b) => {
+      const n = decap.process(b);
+      forwards += n;
+      return n;
+    },
+    () => decap.verdicts,
+  );
   const want = tally(cases);
   assert.deepEqual(sorted(countersAsTally(counters.rxDrops, forwards)), sorted(want));
   // Every reason the rx side has was exercised.
@@ -118,11 +123,17 @@ test(`fuzz: ${CASES} packets read from flannel0 through the Encapsulator (seed $
   const cases = generate('tx', SEED + 1, CASES, env);
   const { encap, counters, icmp } = setup();
   let forwards = 0;
-  run(cases, 'tx', (b) => {
-    const n = encap.process(b);
-    forwards += n;
-    return n;
-  }, () => encap.verdicts, () => icmp.reset());
+  run(
+    cases,
+    'tx',
+    (b) => {
+      const n = encap.process(b);
+      forwards += n;
+      return n;
+    },
+    () => encap.verdicts,
+    () => icmp.reset(),
+  );
   const want = tally(cases);
   assert.deepEqual(sorted(countersAsTally(counters.txDrops, forwards)), sorted(want));
   // Every packet without a route was answered or held back by the rate limit, never ignored.
@@ -136,6 +147,12 @@ test('fuzz: the generator is deterministic for a seed and differs across seeds',
   const a = generate('rx', 7, 200, env);
   const b = generate('rx', 7, 200, env);
   const c = generate('rx', 8, 200, env);
-  assert.deepEqual(a.map((x) => x.bytes.toString('hex')), b.map((x) => x.bytes.toString('hex')));
-  assert.notDeepEqual(a.map((x) => x.bytes.toString('hex')), c.map((x) => x.bytes.toString('hex')));
+  assert.deepEqual(
+    a.map((x) => x.bytes.toString('hex')),
+    b.map((x) => x.bytes.toString('hex')),
+  );
+  assert.notDeepEqual(
+    a.map((x) => x.bytes.toString('hex')),
+    c.map((x) => x.bytes.toString('hex')),
+  );
 });

@@ -119,10 +119,12 @@ describe('health server', () => {
     const srv = await startHealthServer({ host: '127.0.0.1', port: 0, ready: () => true });
     const agent = new http.Agent({ keepAlive: true });
     await new Promise<void>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: srv.port, path: '/healthz', agent }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: srv.port, path: '/healthz', agent }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        })
+        .on('error', reject);
     });
     await Promise.all([srv.close(), srv.close()]);
     await srv.close();

@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import {
   IptablesManager,
   NftablesManager,
-  NftRunner,
+  type NftRunner,
   normalizeListing,
   renderTable,
-  IptablesRunner,
+  type IptablesRunner,
   allPresent,
   bootstrapPayload,
   forwardRules,
@@ -102,10 +102,7 @@ describe('iptables-save and iptables-restore text', () => {
   });
 
   test('bootstrap on a clean table: declare the chain, append everything, in one transaction', () => {
-    assert.equal(
-      bootstrapPayload(parseSave(''), masq),
-      `*nat\n:FLANNEL-POSTRTG - [0:0]\n${masq.map((r) => ruleLine('-A', r)).join('\n')}\nCOMMIT\n`,
-    );
+    assert.equal(bootstrapPayload(parseSave(''), masq), `*nat\n:FLANNEL-POSTRTG - [0:0]\n${masq.map((r) => ruleLine('-A', r)).join('\n')}\nCOMMIT\n`);
   });
 
   test('bootstrap over existing rules: every copy of the jump is deleted before it is appended again', () => {
@@ -196,7 +193,10 @@ describe('IptablesManager', () => {
     const want = ipt.rules.map((r) => JSON.stringify(r));
     ipt.rules.splice(3, 1); // a RETURN rule of FLANNEL-POSTRTG
     assert.equal(await m.ensure(), true);
-    assert.deepEqual(ipt.rules.filter((r) => r.table === 'nat').map((r) => JSON.stringify(r)), want.slice(0, 7));
+    assert.deepEqual(
+      ipt.rules.filter((r) => r.table === 'nat').map((r) => JSON.stringify(r)),
+      want.slice(0, 7),
+    );
     assert.equal(ipt.rules.filter((r) => r.chain === 'POSTROUTING').length, 1, 'the jump exists once');
     assert.equal(ipt.rules.length, 10);
     assert.doesNotMatch(ipt.restores.at(-1)!, /\*filter/, 'the intact set is left alone');

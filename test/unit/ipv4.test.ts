@@ -23,8 +23,8 @@ test('checkHeader accepts a well-formed packet', () => {
   const b = packet();
   assert.equal(ip.checkHeader(b, 0, b.length), ip.HeaderCheck.OK);
   assert.ok(ip.headerChecksumOk(b, 0));
-  assert.equal(ip.src(b, 0), (198 << 24 | 19 << 16 | 1 << 8 | 2) >>> 0);
-  assert.equal(ip.dst(b, 0), (198 << 24 | 19 << 16 | 2 << 8 | 3) >>> 0);
+  assert.equal(ip.src(b, 0), ((198 << 24) | (19 << 16) | (1 << 8) | 2) >>> 0);
+  assert.equal(ip.dst(b, 0), ((198 << 24) | (19 << 16) | (2 << 8) | 3) >>> 0);
 });
 
 test('checkHeader classifies malformed input', () => {
@@ -60,7 +60,7 @@ test('decrementTtl matches a full checksum recomputation for every TTL and many 
   for (let t = 2; t <= 255; t++) {
     for (let k = 0; k < 40; k++) {
       const b = packet({ ttl: t, proto: rnd(), src: [rnd(), rnd(), rnd(), rnd()], dst: [rnd(), rnd(), rnd(), rnd()] });
-      b.writeUInt16BE(rnd() << 8 | rnd(), 4);
+      b.writeUInt16BE((rnd() << 8) | rnd(), 4);
       ip.setHeaderChecksum(b, 0);
       const expected = Buffer.from(b);
       expected[8] = t - 1;

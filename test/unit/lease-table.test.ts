@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeaseTable, Lease } from '../../src/routes/lease-table';
+import { LeaseTable, type Lease } from '../../src/routes/lease-table';
 import { Ip4Net, parseIp4 } from '../../src/routes/ip4';
 
 const lease = (subnet: string, pub: string): Lease => ({ subnet: Ip4Net.parse(subnet), publicIp: parseIp4(pub), backendType: 'udp' });
@@ -53,8 +53,14 @@ test('reset returns the difference from the current table', () => {
   t.upsert(lease('198.19.1.0/24', '198.18.0.1'));
   t.upsert(lease('198.19.2.0/24', '198.18.0.2'));
   const d = t.reset([lease('198.19.2.0/24', '198.18.0.2'), lease('198.19.3.0/24', '198.18.0.3')]);
-  assert.deepEqual(d.removed.map((p) => String(p.subnet)), ['198.19.1.0/24']);
-  assert.deepEqual(d.added.map((p) => String(p.subnet)), ['198.19.3.0/24']);
+  assert.deepEqual(
+    d.removed.map((p) => String(p.subnet)),
+    ['198.19.1.0/24'],
+  );
+  assert.deepEqual(
+    d.added.map((p) => String(p.subnet)),
+    ['198.19.3.0/24'],
+  );
   assert.equal(t.size, 2);
 });
 

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { conflictingRoutes, generate, parseArgs, run, UsageError } from '../../src/cli/mk-docker-opts';
-import { FlanneldOptions, parseFlags } from '../../src/cli/flags';
+import { type FlanneldOptions, parseFlags } from '../../src/cli/flags';
 import { REPO_ROOT } from '../../src/lab/lab';
 
 // flannel's dist/sample_subnet.env
@@ -34,10 +34,18 @@ async function mk(flags: string[], subnetEnv = SAMPLE, env: NodeJS.ProcessEnv = 
 
 describe("mk-docker-opts: flannel's own test cases", () => {
   const cases: [string, string[], string][] = [
-    ['default (individual + combined)', [], 'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1472"\nDOCKER_OPTS=" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472"\n'],
+    [
+      'default (individual + combined)',
+      [],
+      'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1472"\nDOCKER_OPTS=" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472"\n',
+    ],
     ['individual only (-i)', ['-i'], 'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1472"\n'],
     ['combined only (-c)', ['-c'], 'DOCKER_OPTS=" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472"\n'],
-    ['custom key (-k CUSTOM_KEY)', ['-k', 'CUSTOM_KEY'], 'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1472"\nCUSTOM_KEY=" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472"\n'],
+    [
+      'custom key (-k CUSTOM_KEY)',
+      ['-k', 'CUSTOM_KEY'],
+      'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1472"\nCUSTOM_KEY=" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472"\n',
+    ],
     ['strip ip-masq (-m)', ['-m'], 'DOCKER_OPT_BIP="--bip=10.1.74.1/24"\nDOCKER_OPT_MTU="--mtu=1472"\nDOCKER_OPTS=" --bip=10.1.74.1/24 --mtu=1472"\n'],
   ];
   for (const [name, flags, want] of cases) {
@@ -95,7 +103,10 @@ describe('mk-docker-opts: the seed and the script’s other behaviour', () => {
     assert.deepEqual([o.indiv, o.combined, o.ipMasq, o.combinedKey, o.flannelEnv, o.dockerEnv], [true, true, false, 'KEY', '/x/s.env', '/run/docker_opts.env']);
     const d = parseArgs([]);
     assert.deepEqual([d.flannelEnv, d.dockerEnv, d.combinedKey, d.indiv, d.combined, d.ipMasq], ['/run/flannel/subnet.env', '/run/docker_opts.env', 'DOCKER_OPTS', true, true, true]);
-    assert.throws(() => parseArgs(['-x']), (e: unknown) => e instanceof UsageError && /Illegal option -x/.test(e.message));
+    assert.throws(
+      () => parseArgs(['-x']),
+      (e: unknown) => e instanceof UsageError && /Illegal option -x/.test(e.message),
+    );
     assert.throws(() => parseArgs(['-f']), /No arg for -f option/);
     assert.throws(() => parseArgs(['-h']), UsageError);
     assert.throws(() => parseArgs(['-w', 'soon']), UsageError);
@@ -160,7 +171,11 @@ function expandExec(line: string, env: Record<string, string>): string[] {
 describe('contrib: the systemd unit and /etc/sysconfig/flanneld', () => {
   const unit = fs.readFileSync(path.join(REPO_ROOT, 'contrib/systemd/flanneld.service'), 'utf8');
   const sysconfig = fs.readFileSync(path.join(REPO_ROOT, 'contrib/sysconfig/flanneld'), 'utf8');
-  const directive = (name: string) => unit.split('\n').filter((l) => l.startsWith(`${name}=`)).map((l) => l.slice(name.length + 1));
+  const directive = (name: string) =>
+    unit
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}=`))
+      .map((l) => l.slice(name.length + 1));
   const flags = (env: Record<string, string>): FlanneldOptions => {
     const argv = expandExec(directive('ExecStart')[0], env);
     assert.match(argv[0], /\/flanneld$/);
@@ -201,7 +216,7 @@ describe('contrib: the systemd unit and /etc/sysconfig/flanneld', () => {
     assert.equal(o.dockerEnv, '/run/flannel/docker');
     assert.equal(o.flannelEnv, '/run/flannel/subnet.env');
     assert.deepEqual(directive('Type'), ['notify'], 'flanneld sends READY=1 (src/daemon/notify.ts)');
-    assert.equal(o.waitSeconds, 0, 'no -w: after READY=1 the file is this start\'s, and a quick restart does not rewrite it');
+    assert.equal(o.waitSeconds, 0, "no -w: after READY=1 the file is this start's, and a quick restart does not rewrite it");
     assert.ok(Number(directive('TimeoutStartSec')[0]) >= 60, 'a cold start may wait for etcd');
     assert.match(unit, /^Before=docker\.service$/m);
     assert.match(unit, /^RequiredBy=docker\.service$/m);

@@ -24,7 +24,10 @@ function sources(dir: string): string[] {
 test('requirements.txt parses: every line has a command and a package', () => {
   const reqs = readRequirements();
   assert.ok(reqs.length > 10);
-  assert.ok(reqs.some((r) => r.command === 'nft' && r.pkg === 'nftables'), 'nft (nftables) is listed');
+  assert.ok(
+    reqs.some((r) => r.command === 'nft' && r.pkg === 'nftables'),
+    'nft (nftables) is listed',
+  );
   assert.throws(() => parseRequirements('ip\n'), /needs a command and a package/);
 });
 
@@ -49,7 +52,11 @@ test('every command the source runs is listed in scripts/requirements.txt', () =
       }
     }
   }
-  assert.deepEqual([...unlisted].map(([c, f]) => `${c} (${f})`), [], 'add these to scripts/requirements.txt with their Debian package');
+  assert.deepEqual(
+    [...unlisted].map(([c, f]) => `${c} (${f})`),
+    [],
+    'add these to scripts/requirements.txt with their Debian package',
+  );
 });
 
 test('commandExists finds names on PATH and absolute paths; describeMissing names the package and setup.sh', () => {

@@ -7,13 +7,13 @@ import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ip4Net, formatIp4, parseIp4 } from '../../src/routes/ip4';
 import { leaseProblem } from '../../src/subnet/lease-check';
-import { Lease, LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
+import { type Lease, type LeaseDiff, LeaseTable } from '../../src/routes/lease-table';
 import { parseNetworkConfig } from '../../src/subnet/config';
 import { RegistryError } from '../../src/subnet/errors';
-import { LeaseAttrs, formatLeaseValue } from '../../src/subnet/lease-value';
+import { type LeaseAttrs, formatLeaseValue } from '../../src/subnet/lease-value';
 import type { Logger } from '../../src/util/log';
-import { LeaseList, LeaseWatch, LeaseWatchHandlers, RegistryLease, SubnetRegistry } from '../../src/subnet/registry';
-import { SubnetManager, SubnetManagerOptions } from '../../src/subnet/subnet-manager';
+import type { LeaseList, LeaseWatch, LeaseWatchHandlers, RegistryLease, SubnetRegistry } from '../../src/subnet/registry';
+import { SubnetManager, type SubnetManagerOptions } from '../../src/subnet/subnet-manager';
 import { subnetKey } from '../../src/subnet/subnets';
 import { ManualClock } from '../lib/manual-clock';
 
@@ -201,8 +201,14 @@ describe('SubnetManager (fake registry)', () => {
     await until('resync', () => table.size === 2 && table.lookup(parseIp4('198.19.3.1')) !== undefined);
     assert.equal(table.lookup(parseIp4('198.19.1.1')), undefined);
     const last = diffs[diffs.length - 1];
-    assert.deepEqual(last.removed.map((p) => p.subnet.toString()), ['198.19.1.0/24']);
-    assert.deepEqual(last.added.map((p) => p.subnet.toString()), ['198.19.3.0/24']);
+    assert.deepEqual(
+      last.removed.map((p) => p.subnet.toString()),
+      ['198.19.1.0/24'],
+    );
+    assert.deepEqual(
+      last.added.map((p) => p.subnet.toString()),
+      ['198.19.3.0/24'],
+    );
     // the new watch starts right after the list's revision
     const w = reg.watches[reg.watches.length - 1];
     assert.equal(w.from, reg.revision + 1);
@@ -395,7 +401,13 @@ describe('leases checked against the network config', () => {
     // Written after this node took its lease (at start it would take this one back as its own).
     reg.put('198.19.154.0/24', formatIp4(ME));
     await until('duplicate listed', () => table.size === 2);
-    assert.deepEqual(table.peers().map((l) => l.subnet.toString()).sort(), ['198.19.1.0/24', '198.19.154.0/24']);
+    assert.deepEqual(
+      table
+        .peers()
+        .map((l) => l.subnet.toString())
+        .sort(),
+      ['198.19.1.0/24', '198.19.154.0/24'],
+    );
     for (const k of ['10.0.0.0-24', '198.19.156.0-25', '198.19.0.0-16', '198.19.153.0-24']) {
       assert.equal(m.logLines.filter((l) => l.startsWith('warn') && l.includes(`subnets/${k}:`)).length, 1, k);
     }

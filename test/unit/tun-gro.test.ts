@@ -6,21 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { D_LEN, D_OFF, DESC_WORDS, PacketBatch } from '../../src/tun/batch';
 import { type GroUnit, testNative } from '../lib/native-test';
-import {
-  ACK,
-  FIN,
-  PSH,
-  RST,
-  SYN,
-  URG,
-  flow,
-  ipChecksumOk,
-  parseVnetHdr,
-  segmentLikeKernel,
-  sum16,
-  tcpSeg,
-  tsOption,
-} from '../lib/tun-tcp';
+import { ACK, FIN, PSH, RST, SYN, URG, flow, ipChecksumOk, parseVnetHdr, segmentLikeKernel, sum16, tcpSeg, tsOption } from '../lib/tun-tcp';
 
 // A missing or broken addon fails these tests (npm ci builds it).
 const addon = testNative();
@@ -107,7 +93,10 @@ describe('groPlan: user-space GRO before the TUN write', () => {
   it('nothing after a PSH segment or a shorter segment', () => {
     const a = flow(6, 1000);
     a[2] = tcpSeg({ seq: 1_000_000 + 2000, payload: 1000, flags: ACK | PSH, id: 0x102 });
-    assert.deepEqual(rowsOf(plan(a)), [[0, 1, 2], [3, 4, 5]]);
+    assert.deepEqual(rowsOf(plan(a)), [
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
     const b = [tcpSeg({ seq: 0, payload: 1000 }), tcpSeg({ seq: 1000, payload: 500 }), tcpSeg({ seq: 1500, payload: 500 })];
     assert.deepEqual(rowsOf(plan(b)), [[0, 1], [2]]);
     // A larger segment after the first cannot join (all but the last must be gso_size).
@@ -125,9 +114,15 @@ describe('groPlan: user-space GRO before the TUN write', () => {
     const gap = flow(4, 1000);
     gap[2] = tcpSeg({ seq: 1_000_000 + 2001, payload: 1000 });
     gap[3] = tcpSeg({ seq: 1_000_000 + 3001, payload: 1000 });
-    assert.deepEqual(rowsOf(plan(gap)), [[0, 1], [2, 3]]);
+    assert.deepEqual(rowsOf(plan(gap)), [
+      [0, 1],
+      [2, 3],
+    ]);
     const back = flow(3, 1000);
-    assert.deepEqual(rowsOf(plan([back[0], back[1], back[0], back[1], back[2]])), [[0, 1], [2, 3, 4]]);
+    assert.deepEqual(rowsOf(plan([back[0], back[1], back[0], back[1], back[2]])), [
+      [0, 1],
+      [2, 3, 4],
+    ]);
   });
 
   it('refuses different flows and different ACK numbers', () => {
@@ -143,11 +138,7 @@ describe('groPlan: user-space GRO before the TUN write', () => {
     const opts = [{ tos: 2 }, { ttl: 63 }, { df: false }, { window: 501 }, { options: tsOption(2) }, { options: Buffer.from([1, 1, 1, 1]) }];
     for (const o of opts) {
       const base = { options: tsOption(1) };
-      const u = plan([
-        tcpSeg({ seq: 0, payload: 1000, ...base }),
-        tcpSeg({ seq: 1000, payload: 1000, ...base }),
-        tcpSeg({ seq: 2000, payload: 1000, ...base, ...o }),
-      ]);
+      const u = plan([tcpSeg({ seq: 0, payload: 1000, ...base }), tcpSeg({ seq: 1000, payload: 1000, ...base }), tcpSeg({ seq: 2000, payload: 1000, ...base, ...o })]);
       assert.deepEqual(rowsOf(u), [[0, 1], [2]], JSON.stringify(o));
     }
   });
@@ -200,13 +191,19 @@ describe('groPlan: user-space GRO before the TUN write', () => {
     // 46 x 1448 + 52 > 65535: 45 segments (65212 bytes) and one more.
     const big = flow(46, 1448, { options: tsOption(9) });
     const u = plan(big);
-    assert.deepEqual(u.map((x) => x.rows.length), [45, 1]);
+    assert.deepEqual(
+      u.map((x) => x.rows.length),
+      [45, 1],
+    );
     assertSuper(u[0], big.slice(0, 45));
     assert.equal(u[0].header!.readUInt16BE(2), 52 + 45 * 1448);
     // 100 x 100 bytes: 64 + 36.
     const many = flow(100, 100);
     const v = plan(many);
-    assert.deepEqual(v.map((x) => x.rows.length), [64, 36]);
+    assert.deepEqual(
+      v.map((x) => x.rows.length),
+      [64, 36],
+    );
     assertSuper(v[0], many.slice(0, 64));
     assertSuper(v[1], many.slice(64));
   });
@@ -233,10 +230,18 @@ describe('groPlan: user-space GRO before the TUN write', () => {
     for (let i = 0; i < 4; i++) for (const f of flows) rows.push(f[i]);
     const u = plan(rows);
     const seen = u.flatMap((x) => x.rows).sort((x, y) => x - y);
-    assert.deepEqual(seen, rows.map((_, i) => i), 'every row written once');
+    assert.deepEqual(
+      seen,
+      rows.map((_, i) => i),
+      'every row written once',
+    );
     for (let f = 0; f < 12; f++) {
       const mine = u.flatMap((x) => x.rows).filter((r) => r % 12 === f);
-      assert.deepEqual(mine, [...mine].sort((x, y) => x - y), `flow ${f} in order`);
+      assert.deepEqual(
+        mine,
+        [...mine].sort((x, y) => x - y),
+        `flow ${f} in order`,
+      );
     }
   });
 

@@ -155,7 +155,10 @@ describe('tsoSplit: TCPv4 super-packets split as the kernel would', () => {
     const { rows } = split(gsoHdr(sp, 1448), sp);
     assertSegments(sp, 1448, rows);
     assert.equal(rows[3].pkt.readUInt16BE(4), 0);
-    assert.ok(rows.some((r) => r.pkt.readUInt32BE(24) < 0x1000), 'a segment after the wrap');
+    assert.ok(
+      rows.some((r) => r.pkt.readUInt32BE(24) < 0x1000),
+      'a segment after the wrap',
+    );
   });
 
   it('IPv4 options and a long TCP header are carried on every segment', () => {

@@ -13,11 +13,11 @@
 // refused at start, pods get the interface's full MTU, and stopping leaves the
 // routes in place.
 
-import { Ip4, Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
-import { NetworkConfig } from '../../subnet/config';
-import { Backend, BackendContext } from '../backend';
-import { FlushLines, KernelPeers, OnLinkPrefix, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
+import { type Ip4, type Ip4Net, formatIp4, parseIp4 } from '../../routes/ip4';
+import type { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
+import type { NetworkConfig } from '../../subnet/config';
+import type { Backend, BackendContext } from '../backend';
+import { type FlushLines, KernelPeers, type OnLinkPrefix, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
 import { FlannelError } from '../../util/errors';
 
 /** flannel's routeCheckRetries (10) seconds between checks that every peer route is still there. */

@@ -19,15 +19,15 @@
 // recreates it (a new MAC, published by the lease update) when it does not.
 
 import { access, writeFile } from 'node:fs/promises';
-import { Ip4Net, formatIp4 } from '../../routes/ip4';
-import { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
-import { NetworkConfig } from '../../subnet/config';
-import { VXLAN_OVERHEAD, VxlanOptions, parseVxlanOptions } from '../../subnet/backends';
+import { type Ip4Net, formatIp4 } from '../../routes/ip4';
+import type { Lease, LeaseDiff, LeaseTable, Peer } from '../../routes/lease-table';
+import type { NetworkConfig } from '../../subnet/config';
+import { VXLAN_OVERHEAD, type VxlanOptions, parseVxlanOptions } from '../../subnet/backends';
 import { FlannelError } from '../../util/errors';
 import { exec, execStatus, ipBatch } from '../../util/exec';
 import { LogOnce } from '../../util/log-once';
-import { Backend, BackendContext } from '../backend';
-import { FlushLines, KernelPeers, OnLinkPrefix, normalizeMac, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
+import type { Backend, BackendContext } from '../backend';
+import { type FlushLines, KernelPeers, type OnLinkPrefix, normalizeMac, onLinkFor, onLinkPrefixes, routesWithin } from '../kernel';
 
 /** How often the device's presence is checked (flannel reacts to the netlink event at once). */
 const DEVICE_CHECK_MS = 2000;
@@ -39,9 +39,7 @@ export interface VxlanLeaseData {
 }
 
 /** What is programmed for one peer: the tunnel entries, or (DirectRouting) a plain route. */
-export type VxlanPeerState =
-  | { kind: 'vxlan'; gw: string; mac: string; publicIp: string }
-  | { kind: 'direct'; publicIp: string };
+export type VxlanPeerState = { kind: 'vxlan'; gw: string; mac: string; publicIp: string } | { kind: 'direct'; publicIp: string };
 type PeerState = VxlanPeerState;
 
 /**
@@ -127,7 +125,13 @@ class VxlanPeers extends KernelPeers<PeerState> {
 
   /** flannel watches for flannel.1 being deleted and recreates it; so does this, every few seconds. */
   protected override async check(): Promise<void> {
-    if (await access(`/sys/class/net/${this.dev}`).then(() => true, () => false)) return;
+    if (
+      await access(`/sys/class/net/${this.dev}`).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     this.log.warn(`${this.dev} was deleted: recreating it with the same MAC and re-programming ${this.programmed.size} peer(s)`);
     this.reprogram(await this.recreate());
     this.restartShells();
@@ -269,7 +273,26 @@ export class VxlanBackend implements Backend {
   private async createDevice(mac?: string): Promise<LinkInfo> {
     const { ext, log } = this.ctx;
     const o = this.opts!;
-    const argv = ['ip', 'link', 'add', this.dev, ...(mac ? ['address', mac] : []), 'mtu', String(this.mtu), 'type', 'vxlan', 'id', String(o.vni), 'local', ext.publicIp, 'dev', ext.name, 'dstport', String(o.port), o.learning ? 'learning' : 'nolearning'];
+    const argv = [
+      'ip',
+      'link',
+      'add',
+      this.dev,
+      ...(mac ? ['address', mac] : []),
+      'mtu',
+      String(this.mtu),
+      'type',
+      'vxlan',
+      'id',
+      String(o.vni),
+      'local',
+      ext.publicIp,
+      'dev',
+      ext.name,
+      'dstport',
+      String(o.port),
+      o.learning ? 'learning' : 'nolearning',
+    ];
     if (o.gbp) argv.push('gbp');
     try {
       await exec(argv);
