@@ -8,44 +8,17 @@
 
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Lab, REPO_ROOT } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
 import { type CniPod, Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
+import { SourceListener, sendUdp } from '../lib/masquerade';
 import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const OUTSIDE = '198.18.0.200';
 const NETWORK = '198.19.0.0/16';
-
-/** A UDP listener inside `ns` that reports each datagram's source address. */
-class SourceListener {
-  private readonly proc: ChildProcess;
-  private out = '';
-  constructor(ns: string, ip: string, port: number) {
-    const script = `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => console.log('from ' + r.address + ' ' + m)); s.bind(${port}, ${JSON.stringify(ip)}, () => console.log('listening'));`;
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script]);
-    this.proc.stdout!.on('data', (d) => (this.out += d));
-  }
-  ready(): Promise<unknown> {
-    return waitFor('listener', () => this.out.includes('listening'), 5000);
-  }
-  /** Waits for the datagram tagged `tag`; returns its source address. */
-  async sourceOf(tag: string): Promise<string> {
-    const m = await waitFor(`datagram ${tag}`, () => new RegExp(`from (\\S+) ${tag}$`, 'm').exec(this.out), 5000);
-    return m[1];
-  }
-  stop(): void {
-    this.proc.kill();
-  }
-}
-
-/** Sends one UDP datagram `tag` from inside `ns`. */
-function sendUdp(pod: CniPod, ip: string, port: number, tag: string): void {
-  pod.exec([process.execPath, '-e', `const s = require('dgram').createSocket('udp4'); s.send(${JSON.stringify(tag)}, ${port}, ${JSON.stringify(ip)}, () => s.close());`]);
-}
 
 /** `-A` lines of one chain in iptables-save's output for `table`. */
 function chainRules(h: Host, table: string, chain: string): string[] {

@@ -7,42 +7,17 @@
 
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Lab, REPO_ROOT } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
 import { Host, type Pod } from '../../src/lab/host';
 import { waitFor } from '../../src/lab/sh';
+import { SourceListener, sendUdp } from '../lib/masquerade';
 import { DEFAULT_CONFIG, dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 
 const OUTSIDE = '198.18.0.200';
 const NETWORK = '198.19.0.0/16';
-
-/** A UDP listener in `ns` that reports each datagram's source. */
-class SourceListener {
-  private readonly proc: ChildProcess;
-  private out = '';
-  constructor(ns: string, ip: string, port: number) {
-    const script = `const s = require('dgram').createSocket('udp4'); s.on('message', (m, r) => console.log('from ' + r.address + ' ' + m)); s.bind(${port}, ${JSON.stringify(ip)}, () => console.log('listening'));`;
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script]);
-    this.proc.stdout!.on('data', (d) => (this.out += d));
-  }
-  ready(): Promise<unknown> {
-    return waitFor('listener', () => this.out.includes('listening'), 5000);
-  }
-  async sourceOf(tag: string): Promise<string> {
-    return (await waitFor(`datagram ${tag}`, () => new RegExp(`from (\\S+) ${tag}$`, 'm').exec(this.out), 5000))[1];
-  }
-  stop(): void {
-    this.proc.kill();
-  }
-}
-
-/** One UDP datagram from a fresh socket (a new flow for conntrack). */
-function sendUdp(pod: Pod, ip: string, port: number, tag: string): void {
-  pod.exec([process.execPath, '-e', `const s = require('dgram').createSocket('udp4'); s.send(${JSON.stringify(tag)}, ${port}, ${JSON.stringify(ip)}, () => s.close());`]);
-}
 
 describe('nftables mode (EnableNFTables)', () => {
   let lab: Lab;
