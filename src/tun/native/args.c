@@ -83,6 +83,19 @@ bool arg_bool(napi_env env, napi_value v, const char *what, bool *out) {
   return true;
 }
 
+bool arg_f64s(napi_env env, napi_value v, const char *what, size_t min_len, double **out, size_t *len) {
+  bool ok = false;
+  napi_typedarray_type type;
+  void *p;
+  if (napi_is_typedarray(env, v, &ok) != napi_ok || !ok ||
+      napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok || type != napi_float64_array || *len < min_len) {
+    throw_type(env, "%s must be a Float64Array of >= %zu elements", what, min_len);
+    return false;
+  }
+  *out = p;
+  return true;
+}
+
 bool arg_batch(napi_env env, napi_value data, napi_value desc, batch_s *b) {
   bool ok = false;
   napi_typedarray_type type;

@@ -137,6 +137,8 @@ bool prop_bool(napi_env env, napi_value obj, const char *name, bool dflt, bool *
 bool arg_int(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out);
 bool arg_fd(napi_env env, napi_value v, int *fd);
 bool arg_bool(napi_env env, napi_value v, const char *what, bool *out);
+/** A Float64Array of at least min_len elements (its data and length), else a TypeError naming `what`. */
+bool arg_f64s(napi_env env, napi_value v, const char *what, size_t min_len, double **out, size_t *len);
 
 // The slab and its descriptors, as passed from JS. Pointers stay valid for
 // the duration of the call (ArrayBuffer backing stores do not move).

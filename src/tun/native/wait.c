@@ -85,18 +85,10 @@ napi_value dp_wait(napi_env env, napi_callback_info info) {
       !arg_int(env, argv[2], "timeoutMs", -1, INT32_MAX, &timeout) || !arg_int(env, argv[3], "spinUs", 0, 1000000, &spin))
     return NULL;
   double *stats = NULL;
+  size_t len;
   napi_valuetype t;
   NAPI_CALL(env, napi_typeof(env, argv[4], &t));
-  if (t != napi_undefined) {
-    bool ta = false;
-    napi_typedarray_type tt;
-    size_t len;
-    void *data;
-    if (napi_is_typedarray(env, argv[4], &ta) != napi_ok || !ta) return throw_type(env, "stats must be a Float64Array");
-    NAPI_CALL(env, napi_get_typedarray_info(env, argv[4], &tt, &len, &data, NULL, NULL));
-    if (tt != napi_float64_array || len < 4) return throw_type(env, "stats must be a Float64Array of >= 4 elements");
-    stats = data;
-  }
+  if (t != napi_undefined && !arg_f64s(env, argv[4], "stats", 4, &stats, &len)) return NULL;
 
   struct epoll_event evs[WAIT_MAX_FDS + 1];
   int n = 0;
@@ -147,17 +139,11 @@ napi_value dp_wake(napi_env env, napi_callback_info info) {
 // RUSAGE_THREAD), for measuring what a wake-up costs.
 napi_value thread_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  napi_typedarray_type tt;
   size_t len;
-  void *data;
-  bool ta = false;
-  if (!get_args(env, info, 1, argv)) return NULL;
-  if (napi_is_typedarray(env, argv[0], &ta) != napi_ok || !ta) return throw_type(env, "out must be a Float64Array");
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[0], &tt, &len, &data, NULL, NULL));
-  if (tt != napi_float64_array || len < 5) return throw_type(env, "out must be a Float64Array of >= 5 elements");
+  double *o;
+  if (!get_args(env, info, 1, argv) || !arg_f64s(env, argv[0], "out", 5, &o, &len)) return NULL;
   struct rusage ru;
   if (getrusage(RUSAGE_THREAD, &ru) < 0) return throw_errno(env, errno, "threadStats", NULL, NULL);
-  double *o = data;
   o[0] = (double)ru.ru_minflt;
   o[1] = (double)ru.ru_majflt;
   o[2] = (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec;
@@ -226,16 +212,11 @@ napi_value thread_name(napi_env env, napi_callback_info info) {
 // clock dpWait's stats use. No allocation (for timing the pump's stages).
 napi_value dp_clock(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  napi_typedarray_type tt;
   size_t len;
-  void *data;
-  bool ta = false;
+  double *out;
   int64_t i;
-  if (!get_args(env, info, 2, argv)) return NULL;
-  if (napi_is_typedarray(env, argv[0], &ta) != napi_ok || !ta) return throw_type(env, "out must be a Float64Array");
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[0], &tt, &len, &data, NULL, NULL));
-  if (tt != napi_float64_array) return throw_type(env, "out must be a Float64Array");
+  if (!get_args(env, info, 2, argv) || !arg_f64s(env, argv[0], "out", 1, &out, &len)) return NULL;
   if (!arg_int(env, argv[1], "index", 0, (int64_t)len - 1, &i)) return NULL;
-  ((double *)data)[i] = (double)mono_ns();
+  out[i] = (double)mono_ns();
   return NULL;
 }
