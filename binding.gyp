@@ -27,7 +27,8 @@
         "src/tun/native/udp.c",
         "src/tun/native/poll.c",
         "src/tun/native/notify.c",
-        "src/tun/native/wait.c"
+        "src/tun/native/wait.c",
+        "src/tun/native/residency.c"
       ]
     },
     {

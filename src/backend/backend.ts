@@ -25,6 +25,10 @@ export interface DataPlaneTuning {
   spinUs?: number;
   /** undefined: the process's own. */
   nice?: number;
+  /** µs time slice asked of the scheduler (sched_setattr); 0: the kernel's default. */
+  sliceUs?: number;
+  /** Lock the process's mapped program files in memory (--dataplane-mlock). */
+  mlock?: boolean;
   timing?: boolean;
 }
 

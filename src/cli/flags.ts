@@ -160,7 +160,24 @@ const FLANNEL_TS_FLAGS: FlagSpec[] = [
   f('udp-gro', 'bool', 'true', 'flannel-ts: receive datagrams coalesced by the kernel (UDP_GRO)'),
   f('dataplane-warmup-ms', 'int', '20', 'flannel-ts: while traffic is sparse, the data-plane thread rehearses one packet after this many idle ms, keeping its path resident (0 disables)'),
   f('dataplane-spin-us', 'int', '0', 'flannel-ts: microseconds the data-plane thread polls before it sleeps (0: sleep at once)'),
-  f('dataplane-nice', 'int', '0', "flannel-ts: nice value of the data-plane thread alone, -20 to 19 (0: the process's own); never real-time"),
+  f(
+    'dataplane-nice',
+    'int',
+    '-10',
+    "flannel-ts: nice value of the data-plane thread alone while it is mostly idle, -20 to 19, so that it forwards ahead of busy control-plane work (busy more than half the time, it steps to the process's own, as the kernel defers a flood to ksoftirqd); never real-time",
+  ),
+  f(
+    'dataplane-slice-us',
+    'int',
+    '0',
+    "flannel-ts: the data-plane thread's scheduler time slice in microseconds, 100 to 100000 (sched_setattr; a short slice wakes it ahead of busy tasks without a bigger CPU share, but measured slower on sparse traffic), or 0: the kernel's default",
+  ),
+  f(
+    'dataplane-mlock',
+    'bool',
+    'false',
+    'flannel-ts: lock the pages of node, its libraries and the addon that flanneld has touched in memory, so that reclaim cannot take the forwarding path from a long-idle daemon',
+  ),
   f('dataplane-timing', 'bool', 'false', 'flannel-ts: time each stage of the data-plane thread (flannel_dataplane_stage_seconds_total in /metrics)'),
 ];
 
@@ -531,6 +548,14 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     return Number(v);
   };
 
+  // The kernel clamps a slice to 100 µs..100 ms; 0 means its default.
+  const sliceUs = (): number => {
+    const s = get('dataplane-slice-us');
+    const v = Number(s.value as bigint);
+    if (v !== 0 && (v < 100 || v > 100000)) throw badValue(s, s.raw, `${v} is out of range; it must be 0 (the kernel's default) or 100 to 100000 µs`);
+    return v;
+  };
+
   const endpoints = checkEndpoints(get('etcd-endpoints'));
 
   const prefixS = get('etcd-prefix');
@@ -618,6 +643,8 @@ function buildOptions(settings: Map<string, Setting>, ignoredFlags: string[]): F
     dataplaneWarmupMs: intIn('dataplane-warmup-ms', 0, 60000, ' ms'),
     dataplaneSpinUs: intIn('dataplane-spin-us', 0, 100000, ' µs'),
     dataplaneNice: intIn('dataplane-nice', -20, 19, ''),
+    dataplaneSliceUs: sliceUs(),
+    dataplaneMlock: bool('dataplane-mlock'),
     dataplaneTiming: bool('dataplane-timing'),
     verbosity: get('v').value as number,
     ignoredFlags: [...new Set(ignoredFlags)],

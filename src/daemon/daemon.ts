@@ -194,7 +194,7 @@ export class Flanneld {
       ext: this.ext!,
       log: this.log,
       offloads: { tunOffload: o.tunOffload, tunGro: o.tunGro, udpGso: o.udpGso, udpGro: o.udpGro },
-      dataPlane: { warmMs: o.dataplaneWarmupMs, spinUs: o.dataplaneSpinUs, nice: o.dataplaneNice === 0 ? undefined : o.dataplaneNice, timing: o.dataplaneTiming },
+      dataPlane: { warmMs: o.dataplaneWarmupMs, spinUs: o.dataplaneSpinUs, nice: o.dataplaneNice, sliceUs: o.dataplaneSliceUs, mlock: o.dataplaneMlock, timing: o.dataplaneTiming },
     };
   }
 

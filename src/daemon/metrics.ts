@@ -130,6 +130,16 @@ export function createMetrics(src: MetricsSources): Registry {
   );
   mirroredCounter(
     registry,
+    'flannel_dataplane_warmups_total',
+    'Rehearsals of the idle data-plane thread (--dataplane-warmup-ms): a poll and one packet through the forwarding code, every warm-up interval within a minute of the last packet.',
+    [],
+    (set) => {
+      const s = src.dataPlane?.()?.waitStats;
+      if (s) set({}, s[6]);
+    },
+  );
+  mirroredCounter(
+    registry,
     'flannel_dataplane_stage_seconds_total',
     'With --dataplane-timing: time in each stage of the first batch of a wake-up (wake = from epoll_wait returning to the read done, decide, send), by direction; divide by flannel_dataplane_stage_batches_total.',
     ['direction', 'stage'],
@@ -188,6 +198,19 @@ export function createMetrics(src: MetricsSources): Registry {
       if (!on) return;
       for (const [feature, v] of Object.entries(on)) this.set({ feature }, v ? 1 : 0);
     },
+  });
+  new Gauge({
+    name: 'flannel_dataplane_boosted',
+    help: 'The data-plane thread runs at --dataplane-nice (1) while it is mostly idle, or at the process nice value (0) while it is busy more than half the time, as the kernel defers a packet flood to ksoftirqd.',
+    registers: [registry],
+    collect() {
+      const s = src.dataPlane?.()?.waitStats;
+      if (s) this.set(s[4]);
+    },
+  });
+  mirroredCounter(registry, 'flannel_dataplane_priority_changes_total', 'Times the data-plane thread stepped between its boosted and its normal nice value (flannel_dataplane_boosted).', [], (set) => {
+    const s = src.dataPlane?.()?.waitStats;
+    if (s) set({}, s[5]);
   });
   return registry;
 }

@@ -60,8 +60,12 @@ export interface FlanneldOptions {
   dataplaneWarmupMs: number;
   /** --dataplane-spin-us (flannel-ts only): µs the data-plane thread polls before sleeping. */
   dataplaneSpinUs: number;
-  /** --dataplane-nice (flannel-ts only): the data-plane thread's nice value; 0 leaves the process's. */
+  /** --dataplane-nice (flannel-ts only): the data-plane thread's nice value. */
   dataplaneNice: number;
+  /** --dataplane-slice-us (flannel-ts only): the data-plane thread's scheduler slice; 0 leaves the kernel's. */
+  dataplaneSliceUs: number;
+  /** --dataplane-mlock (flannel-ts only): keep the mapped program files resident. */
+  dataplaneMlock: boolean;
   /** --dataplane-timing (flannel-ts only): stage times of the data-plane thread in /metrics. */
   dataplaneTiming: boolean;
   /** -v, klog's verbosity (0 = info; see log.ts for the mapping). */

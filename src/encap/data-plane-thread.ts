@@ -12,20 +12,23 @@
 //   parentPort.
 //
 // Messages, main -> thread (control port, read with receiveMessageOnPort):
-//   { type: 'table', change } | { type: 'trace', filter, sample, max } |
+//   { type: 'table', changes } (Int32Array, routes/table-change-codec.ts) | { type: 'trace', filter, sample, max } |
 //   { type: 'untrace' } | { type: 'stop' }
 // thread -> main (parentPort):
-//   { type: 'forwarding', niceRefused? } | { type: 'peer-grown', peer } | { type: 'trace', event } | { type: 'stopped' }
+//   { type: 'forwarding', schedRefused?, mlockRefused? } | { type: 'peer-grown', peer } | { type: 'trace', event } | { type: 'stopped' }
 //
 // Anything thrown here ends the thread with an 'error' event on the main
 // thread, which logs it and exits non-zero (src/encap/data-plane.ts).
 
+import * as os from 'node:os';
 import { type MessagePort, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { LeaseTable, type TableChange } from '../routes/lease-table';
+import { decodeChanges } from '../routes/table-change-codec';
 import { native, WAKE_BIT } from '../tun/native';
 import { TunDevice } from '../tun/tun-device';
 import { UdpSocket } from '../tun/udp-socket';
 import { Counters, type SharedCounters } from './counters';
+import { PriorityGovernor } from './priority';
 import { Pump, type PumpOptions } from './pump';
 import { type TraceEvent, type TraceFilter, Tracer } from './trace';
 
@@ -60,11 +63,19 @@ export interface DataPlaneThreadData {
   warmMs: number;
   /** setpriority for this thread only; undefined = leave it. */
   nice?: number;
+  /** sched_setattr time slice (µs) for this thread; 0 or undefined = the kernel's default. */
+  sliceUs?: number;
+  /** lockMappedFiles once at start: the forwarding path's code stays resident. */
+  mlock: boolean;
 }
 
-export type ControlMessage = { type: 'table'; change: TableChange } | { type: 'trace'; filter: TraceFilter; sample: number; max: number } | { type: 'untrace' } | { type: 'stop' };
+export type ControlMessage = { type: 'table'; changes: Int32Array } | { type: 'trace'; filter: TraceFilter; sample: number; max: number } | { type: 'untrace' } | { type: 'stop' };
 
-export type ThreadMessage = { type: 'forwarding'; niceRefused?: string } | { type: 'peer-grown'; peer: SharedArrayBuffer } | { type: 'trace'; event: TraceEvent } | { type: 'stopped' };
+export type ThreadMessage =
+  | { type: 'forwarding'; schedRefused?: string; mlockRefused?: string }
+  | { type: 'peer-grown'; peer: SharedArrayBuffer }
+  | { type: 'trace'; event: TraceEvent }
+  | { type: 'stopped' };
 
 /** Tun fd bit and UDP fd bit in dpWait's result (their order in dpWaitOpen). */
 export const TUN_BIT = 1;
@@ -79,15 +90,29 @@ function run(d: DataPlaneThreadData): void {
   const post = (m: ThreadMessage) => out.postMessage(m);
   const n = native();
   n.threadName('flanneld-dp'); // as ps -L / top -H / perf show it
-  let niceRefused: string | undefined;
-  if (d.nice !== undefined) {
+  // Without CAP_SYS_NICE (or on a kernel that refuses a slice) the thread
+  // keeps the process's scheduling: slower to wake under load, not broken.
+  const refused: string[] = [];
+  const sched = (what: string, f: () => void) => {
     try {
-      n.threadNice(d.nice);
+      f();
     } catch (e) {
-      // Without CAP_SYS_NICE the thread keeps the process's priority: slower to wake under load, not broken.
-      niceRefused = (e as Error).message;
+      refused.push(`${what}: ${(e as Error).message}`);
     }
+  };
+  const normalNice = os.getPriority(); // this thread's, i.e. the process's
+  let governor: PriorityGovernor | undefined;
+  if (d.nice !== undefined && d.nice !== normalNice) {
+    sched(`nice ${d.nice}`, () => {
+      n.threadNice(d.nice!);
+      governor = new PriorityGovernor((v) => n.threadNice(v), d.nice!, normalNice);
+    });
   }
+  if (d.sliceUs) sched(`slice ${d.sliceUs} µs`, () => n.threadSlice(d.sliceUs!)); // after the nice value, which it keeps
+  const schedRefused = refused.length > 0 ? refused.join('; ') : undefined;
+  // Once the addon is loaded on this thread: everything the path maps is mapped by now.
+  const locked = d.mlock ? n.lockMappedFiles() : undefined;
+  const mlockRefused = locked?.error && `${locked.failed} mappings: ${locked.error}`;
   const table = new LeaseTable(d.port);
   table.applyChange(d.table);
   const counters = new Counters(d.counters);
@@ -122,7 +147,7 @@ function run(d: DataPlaneThreadData): void {
       const r = receiveMessageOnPort(d.control);
       if (r === undefined) return true;
       const m = r.message as ControlMessage;
-      if (m.type === 'table') table.applyChange(m.change);
+      if (m.type === 'table') for (const c of decodeChanges(m.changes)) table.applyChange(c);
       else if (m.type === 'trace') pump.tracer = new Tracer(m.filter, (event) => post({ type: 'trace', event }), m.sample, m.max);
       else if (m.type === 'untrace') pump.tracer = undefined;
       else if (m.type === 'stop') return false;
@@ -130,12 +155,20 @@ function run(d: DataPlaneThreadData): void {
   };
 
   control(); // changes made while the thread started
-  post({ type: 'forwarding', niceRefused });
+  post({ type: 'forwarding', schedRefused, mlockRefused });
   for (;;) {
     const warming = d.warmMs > 0 && stats[3] - lastTraffic < WARM_WINDOW_MS * 1e6;
     const ready = n.dpWait(d.epfd, d.wakeFd, warming ? d.warmMs : PUBLISH_MS, d.spinUs, stats);
     if ((ready & (TUN_BIT | UDP_BIT)) !== 0) lastTraffic = stats[3];
-    else if (ready === 0 && warming) pump.warm(); // idle for warmMs between packets: keep the path resident
+    if (governor !== undefined) {
+      governor.tick(stats[3], stats[2]);
+      stats[4] = governor.boosted ? 1 : 0;
+      stats[5] = governor.changes;
+    }
+    if (ready === 0 && warming) {
+      pump.warm(); // idle for warmMs between packets: keep the path resident
+      stats[6] += 1;
+    }
     if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
     if ((ready & TUN_BIT) !== 0) pump.pumpTun();

@@ -14,7 +14,8 @@
 
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import type { LeaseTable } from '../routes/lease-table';
+import type { LeaseTable, TableChange } from '../routes/lease-table';
+import { encodeChanges } from '../routes/table-change-codec';
 import { native } from '../tun/native';
 import type { TunDevice } from '../tun/tun-device';
 import type { UdpSocket } from '../tun/udp-socket';
@@ -30,6 +31,10 @@ export interface DataPlaneOptions extends PumpOptions {
   spinUs?: number;
   /** Nice value of the data-plane thread alone (--dataplane-nice); undefined leaves it as the process's. */
   nice?: number;
+  /** The thread's scheduler time slice in µs (--dataplane-slice-us); 0 or undefined leaves the kernel's default. */
+  sliceUs?: number;
+  /** Keep the mapped program files resident (native lockMappedFiles) when the thread starts (--dataplane-mlock). */
+  mlock?: boolean;
   /** ms between warm-up rehearsals of an idle thread (Pump.warm); 0 = none (--dataplane-warmup-ms). */
   warmMs?: number;
   /** Time the pump's stages (Pump.timing): a few clock calls per wake-up (--dataplane-timing). */
@@ -54,7 +59,8 @@ export class DataPlane {
   readonly counters = new Counters();
   readonly batchSizes: Float64Array;
   /** [blocked wake-ups, wake-ups while spinning, ns blocked, last wake (monotonic ns)], written by the thread. */
-  readonly waitStats = new Float64Array(new SharedArrayBuffer(4 * 8));
+  /** dpWait's stats [0..3], then [4] 1 while the thread's nice is boosted, [5] priority changes (PriorityGovernor), [6] warm-up rehearsals. */
+  readonly waitStats = new Float64Array(new SharedArrayBuffer(7 * 8));
   /** Pump.timing's shared words when opts.timing, else undefined. */
   readonly timing: Float64Array | undefined;
   /** [tun_tso, tun_gro, udp_gso, udp_gro] as the thread sees them (1 = on). */
@@ -68,6 +74,8 @@ export class DataPlane {
   private unsubscribe: (() => void) | undefined;
   private tracer: Tracer | undefined;
   private stopping = false;
+  /** Lease changes of this main-loop turn, not yet posted (queueChange). */
+  private pendingChanges: TableChange[] = [];
   private exited: Promise<void> | undefined;
   private startThread!: () => void;
 
@@ -143,10 +151,12 @@ export class DataPlane {
       spinUs: this.opts.spinUs ?? 0,
       warmMs: this.opts.warmMs ?? 0,
       nice: this.opts.nice,
+      sliceUs: this.opts.sliceUs,
+      mlock: this.opts.mlock ?? false,
     };
     // Every later change of the control plane's table follows as a message,
     // with a wake-up so that it applies before the next batch.
-    this.unsubscribe = this.table.onChange((change) => this.send({ type: 'table', change }));
+    this.unsubscribe = this.table.onChange((change) => this.queueChange(change));
     const spare = this.spare;
     this.spare = undefined;
     const worker = spare && !spare.exited ? spare.worker : DataPlane.spawnThread().worker;
@@ -156,7 +166,14 @@ export class DataPlane {
     this.exited = new Promise<void>((res) => worker.once('exit', () => res()));
     worker.on('message', (m: ThreadMessage) => {
       if (m.type === 'forwarding') {
-        if (m.niceRefused) this.opts.onWarning?.(`the data-plane thread keeps the process's nice value (${m.niceRefused})`);
+        if (m.schedRefused)
+          this.opts.onWarning?.(
+            `the data-plane thread keeps the process's scheduling (${m.schedRefused}); it may forward later under load. Run as root (CAP_SYS_NICE) or pass --dataplane-nice=0 --dataplane-slice-us=0`,
+          );
+        if (m.mlockRefused)
+          this.opts.onWarning?.(
+            `some mapped program files could not be locked in memory, so a long-idle daemon may fault on its first packets (${m.mlockRefused}); run as root or raise RLIMIT_MEMLOCK, or pass --dataplane-mlock=false`,
+          );
         this.forwardingNow = true;
         resolve();
       } else if (m.type === 'peer-grown') {
@@ -175,9 +192,29 @@ export class DataPlane {
     worker.on('exit', (code) => died(new Error(`the data-plane thread exited (code ${code}) without being stopped`)));
   }
 
-  private send(m: ControlMessage): void {
+  /**
+   * Lease changes go to the thread once per turn of the main loop, all of
+   * that turn's in one message and one wake-up: an etcd watch response or a
+   * resync brings many at once, and under churn a message and a wake-up per
+   * change cost the thread more than the packets do. setImmediate runs in
+   * the same loop iteration, so a change is still live well under 1 ms.
+   */
+  private queueChange(change: TableChange): void {
+    if (this.pendingChanges.length === 0) setImmediate(() => this.flushChanges());
+    this.pendingChanges.push(change);
+  }
+
+  private flushChanges(): void {
+    const changes = this.pendingChanges;
+    if (changes.length === 0) return;
+    this.pendingChanges = [];
+    const words = encodeChanges(changes);
+    this.send({ type: 'table', changes: words }, [words.buffer as ArrayBuffer]);
+  }
+
+  private send(m: ControlMessage, transfer?: ArrayBuffer[]): void {
     if (!this.control || !this.wait) return;
-    this.control.port1.postMessage(m);
+    this.control.port1.postMessage(m, transfer);
     native().dpWake(this.wait.wakeFd);
   }
 

@@ -132,6 +132,10 @@ export interface FlannelTunNative {
   threadName(name: string): void;
   /** setpriority for the calling thread only. */
   threadNice(nice: number): void;
+  /** mlock2(MLOCK_ONFAULT) on every readable file-backed mapping (node's text, libraries, this addon): touched pages stay resident. */
+  lockMappedFiles(): { regions: number; bytes: number; failed: number; error?: string };
+  /** sched_setattr's time slice (µs, 100..100000) for the calling thread: an earlier deadline at wake-up, not a bigger CPU share. */
+  threadSlice(sliceUs: number): void;
   /** This thread's offload state of a TUN fd and a UDP socket, to hand to another thread. */
   offloadState(tunFd: number, udpFd: number): [number, number];
   /** Uses another thread's offload state for these fds instead of probing them (offloadState). */

@@ -138,6 +138,21 @@ describe('flags upstream units use', () => {
     assert.doesNotMatch(blackholes(), new RegExp(subnet.replace(/\./g, '\\.')));
   });
 
+  check('--dataplane-mlock, --dataplane-slice-us: the program files flanneld has mapped stay locked (VmLck); flanneld-dp has a 100 µs slice', async () => {
+    const h = host('fr6', '198.18.0.96');
+    h.startFlanneld(etcd.endpoint, [`--etcd-prefix=${prefix}`, '--dataplane-mlock', '--dataplane-slice-us=100']);
+    await h.waitReady();
+    const pid = h.daemon!.pid;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const locked = Number(/^VmLck:\s*(\d+) kB/m.exec(status)?.[1]);
+    assert.ok(locked > 10_000, `VmLck ${locked} kB: node's text, its libraries and the addon`);
+    const dp = fs.readdirSync(`/proc/${pid}/task`).find((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp');
+    assert.ok(dp, 'a flanneld-dp thread');
+    const slice = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${dp}/sched`, 'utf8'));
+    if (slice) assert.equal(Number(slice[1]), 100_000, 'se.slice (ns) of flanneld-dp'); // kernels before EEVDF have no se.slice
+    assert.doesNotMatch(h.daemon!.log(), /keeps the process's scheduling/, 'the slice was not refused');
+  });
+
   check('br_netfilter: warned about (naming modprobe br_netfilter) only when missing, never fatal', async () => {
     const h = hosts.find((x) => x.name === 'fr4')!;
     const present = h.tryExec(['cat', '/proc/sys/net/bridge/bridge-nf-call-iptables']).status === 0;

@@ -12,7 +12,6 @@ import * as path from 'node:path';
 import { type Lab, REPO_ROOT } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
 import { Host, type Pod } from '../../src/lab/host';
-import { waitFor } from '../../src/lab/sh';
 import { SourceListener, sendUdp } from '../lib/masquerade';
 import { DEFAULT_CONFIG, dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
 

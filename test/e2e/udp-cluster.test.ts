@@ -4,6 +4,7 @@
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Lab } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
@@ -78,9 +79,37 @@ describe('udp backend: three hosts, one etcd', () => {
 
   check('pods ping each other across every pair of hosts', () => assertPodsPingAcrossHosts(hosts, pods, 3));
 
+  check("the data-plane thread runs as flanneld-dp at nice -10 while mostly idle, with the kernel's slice; nothing locked by default", () => {
+    // What an operator sees with ps -L / top -H and /proc (the --dataplane-* defaults).
+    const pid = hosts[0].daemon!.pid;
+    const tids = fs.readdirSync(`/proc/${pid}/task`).filter((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp');
+    assert.equal(tids.length, 1, 'one flanneld-dp thread');
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tids[0]}/stat`, 'utf8');
+    assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), -10, 'nice of flanneld-dp');
+    const mainStat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    assert.equal(Number(mainStat.slice(mainStat.lastIndexOf(')') + 2).split(' ')[16]), 0, 'the control plane keeps nice 0');
+    const slice = (task: string) => /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${task}/sched`, 'utf8'))?.[1];
+    assert.equal(slice(tids[0]), slice(String(pid)), "flanneld-dp keeps the kernel's slice, as the main thread has it"); // undefined before EEVDF
+    const locked = /^VmLck:\s*(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    assert.equal(locked?.[1], '0', 'nothing locked without --dataplane-mlock');
+  });
+
   check('a host talks to remote pods from its flannel0 address', () => {
     const r = hosts[0].tryExec(['ping', '-n', '-c', '2', '-i', '0.1', '-W', '2', pods.get('h2')![0].ip]);
     assert.match(r.stdout, /2 received/, r.stdout + r.stderr);
+  });
+
+  check('after traffic the idle data-plane thread keeps rehearsing (warm-up), boosted', async () => {
+    // Within a minute of the last packet (the ping just above) the thread
+    // wakes every --dataplane-warmup-ms (20) to keep its path resident; the
+    // priority governor must not stop that.
+    const warmups = () => scrape(hosts[0], HEALTHZ).get('flannel_dataplane_warmups_total') ?? 0;
+    const first = warmups();
+    await sleep(1000);
+    const m = scrape(hosts[0], HEALTHZ);
+    const n = (m.get('flannel_dataplane_warmups_total') ?? 0) - first;
+    assert.ok(n >= 10 && n <= 150, `warm-ups in about 1 s: ${n} (about 50 expected at 20 ms; a busy loop would be far more)`);
+    assert.equal(m.get('flannel_dataplane_boosted'), 1, 'an idle thread stays at --dataplane-nice');
   });
 
   check('a 64 MiB TCP transfer arrives intact', async () => {

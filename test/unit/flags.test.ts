@@ -54,7 +54,9 @@ describe('defaults', () => {
       udpGro: true,
       dataplaneWarmupMs: 20,
       dataplaneSpinUs: 0,
-      dataplaneNice: 0,
+      dataplaneNice: -10,
+      dataplaneSliceUs: 0,
+      dataplaneMlock: false,
       dataplaneTiming: false,
       ipMasq: false,
       ipMasqFullyRandomDisable: false,
@@ -338,8 +340,12 @@ describe('values', () => {
   });
 
   test('data-plane tuning: flags or FLANNELD_DATAPLANE_*, ranges checked', () => {
-    const o = run(['--dataplane-nice=-5', '-dataplane-spin-us', '50', '--dataplane-timing'], { FLANNELD_DATAPLANE_WARMUP_MS: '0' });
-    assert.deepEqual([o.dataplaneNice, o.dataplaneSpinUs, o.dataplaneTiming, o.dataplaneWarmupMs], [-5, 50, true, 0]);
+    const d = run([], {});
+    assert.deepEqual([d.dataplaneNice, d.dataplaneSliceUs, d.dataplaneMlock, d.dataplaneSpinUs, d.dataplaneWarmupMs], [-10, 0, false, 0, 20]);
+    const o = run(['--dataplane-nice=-5', '-dataplane-spin-us', '50', '--dataplane-timing', '--dataplane-slice-us=100', '--dataplane-mlock'], { FLANNELD_DATAPLANE_WARMUP_MS: '0' });
+    assert.deepEqual([o.dataplaneNice, o.dataplaneSpinUs, o.dataplaneTiming, o.dataplaneWarmupMs, o.dataplaneSliceUs, o.dataplaneMlock], [-5, 50, true, 0, 100, true]);
+    assert.equal(run([], { FLANNELD_DATAPLANE_SLICE_US: '3000' }).dataplaneSliceUs, 3000);
+    fails(['--dataplane-slice-us=50'], {}, 'flag --dataplane-slice-us', "0 (the kernel's default) or 100 to 100000");
     fails(['--dataplane-nice=20'], {}, 'flag --dataplane-nice', '-20 to 19');
     fails(['--dataplane-warmup-ms=-1'], {}, 'flag --dataplane-warmup-ms', '0 to 60000');
     fails([], { FLANNELD_DATAPLANE_SPIN_US: 'fast' }, 'FLANNELD_DATAPLANE_SPIN_US');
@@ -419,9 +425,22 @@ describe('--help and --version', () => {
     // sorted by name, as Go does
     const names = [...u.matchAll(/^ {2}-([a-z_-]+)/gm)].map((m) => m[1]);
     assert.deepEqual(names, [...names].sort());
-    // flanneld's 31 flags plus flannel-ts's own: --admin-socket, the four offload switches, the four data-plane tunings
-    assert.equal(names.length, 40);
-    for (const n of ['admin-socket', 'tun-offload', 'tun-gro', 'udp-gso', 'udp-gro', 'dataplane-warmup-ms', 'dataplane-spin-us', 'dataplane-nice', 'dataplane-timing']) assert.ok(names.includes(n), n);
+    // flanneld's 31 flags plus flannel-ts's own: --admin-socket, the four offload switches, the six data-plane tunings
+    assert.equal(names.length, 42);
+    for (const n of [
+      'admin-socket',
+      'tun-offload',
+      'tun-gro',
+      'udp-gso',
+      'udp-gro',
+      'dataplane-warmup-ms',
+      'dataplane-spin-us',
+      'dataplane-nice',
+      'dataplane-slice-us',
+      'dataplane-mlock',
+      'dataplane-timing',
+    ])
+      assert.ok(names.includes(n), n);
     assert.ok(u.includes('  -tun-offload\n    \tflannel-ts: read TCP super-packets from flannel0 (TSO)'));
     assert.match(u, /-udp-gro\n.*\(default true\)\n/);
   });

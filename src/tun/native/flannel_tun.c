@@ -197,6 +197,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "dpWake", NULL, dp_wake, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadStats", NULL, thread_stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadNice", NULL, thread_nice, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "lockMappedFiles", NULL, lock_mapped_files, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "threadSlice", NULL, thread_slice, NULL, NULL, NULL, napi_enumerable, NULL },
     { "threadName", NULL, thread_name, NULL, NULL, NULL, napi_enumerable, NULL },
     { "dpClock", NULL, dp_clock, NULL, NULL, NULL, napi_enumerable, NULL },
     { "offloadState", NULL, offload_state, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -262,9 +262,11 @@ napi_value dp_wait(napi_env env, napi_callback_info info);
 napi_value dp_wake(napi_env env, napi_callback_info info);
 napi_value thread_stats(napi_env env, napi_callback_info info);
 napi_value thread_nice(napi_env env, napi_callback_info info);
+napi_value thread_slice(napi_env env, napi_callback_info info);
 napi_value thread_name(napi_env env, napi_callback_info info);
 napi_value dp_clock(napi_env env, napi_callback_info info);
 napi_value poll_stop(napi_env env, napi_callback_info info);
+napi_value lock_mapped_files(napi_env env, napi_callback_info info); // residency.c
 napi_value sd_notify_send(napi_env env, napi_callback_info info); // notify.c
 // Env teardown: stops and closes every watcher still active.
 void poll_close_all(env_state *st);
