@@ -58,8 +58,10 @@ const STOP_GRACE_MS = 2000;
 export class DataPlane {
   readonly counters = new Counters();
   readonly batchSizes: Float64Array;
-  /** [blocked wake-ups, wake-ups while spinning, ns blocked, last wake (monotonic ns)], written by the thread. */
-  /** dpWait's stats [0..3], then [4] 1 while the thread's nice is boosted, [5] priority changes (PriorityGovernor), [6] warm-up rehearsals. */
+  /**
+   * Written by the thread: dpWait's [blocked wake-ups, wake-ups while spinning, ns blocked, last wake (monotonic ns)],
+   * then [4] 1 while its nice value is boosted, [5] priority changes (PriorityGovernor), [6] warm-up rehearsals.
+   */
   readonly waitStats = new Float64Array(new SharedArrayBuffer(7 * 8));
   /** Pump.timing's shared words when opts.timing, else undefined. */
   readonly timing: Float64Array | undefined;
