@@ -11,7 +11,7 @@ import { type Lab, REPO_ROOT } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
 import { Host } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
-import { dumpLogs, failureAware, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
+import { dumpLogs, failureAware, schedSliceNs, startLab, threadsNamed, uniquePrefix, writeConfig } from '../lib/helpers';
 
 describe('flags upstream units use', () => {
   let lab: Lab;
@@ -146,10 +146,10 @@ describe('flags upstream units use', () => {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const locked = Number(/^VmLck:\s*(\d+) kB/m.exec(status)?.[1]);
     assert.ok(locked > 10_000, `VmLck ${locked} kB: node's text, its libraries and the addon`);
-    const dp = fs.readdirSync(`/proc/${pid}/task`).find((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp');
+    const [dp] = threadsNamed(pid, 'flanneld-dp');
     assert.ok(dp, 'a flanneld-dp thread');
-    const slice = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${dp}/sched`, 'utf8'));
-    if (slice) assert.equal(Number(slice[1]), 100_000, 'se.slice (ns) of flanneld-dp'); // kernels before EEVDF have no se.slice
+    const slice = schedSliceNs(pid, dp);
+    if (slice !== undefined) assert.equal(slice, 100_000, 'se.slice (ns) of flanneld-dp'); // kernels before EEVDF have no se.slice
     assert.doesNotMatch(h.daemon!.log(), /keeps the process's scheduling/, 'the slice was not refused');
   });
 

@@ -10,7 +10,7 @@ import type { Lab } from '../../src/lab/lab';
 import type { Etcd } from '../../src/lab/etcd';
 import { Host, type Pod } from '../../src/lab/host';
 import { sleep, waitFor } from '../../src/lab/sh';
-import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, scrape, startLab, uniquePrefix, writeConfig } from '../lib/helpers';
+import { FIXTURES, assertPodsPingAcrossHosts, failureAware, dumpLogs, fixture, leaseKeys, schedSliceNs, scrape, startLab, threadsNamed, uniquePrefix, writeConfig } from '../lib/helpers';
 import { udpPacket } from '../lib/packets';
 
 const HEALTHZ = 9101;
@@ -82,14 +82,13 @@ describe('udp backend: three hosts, one etcd', () => {
   check("the data-plane thread runs as flanneld-dp at nice -10 while mostly idle, with the kernel's slice; nothing locked by default", () => {
     // What an operator sees with ps -L / top -H and /proc (the --dataplane-* defaults).
     const pid = hosts[0].daemon!.pid;
-    const tids = fs.readdirSync(`/proc/${pid}/task`).filter((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp');
+    const tids = threadsNamed(pid, 'flanneld-dp');
     assert.equal(tids.length, 1, 'one flanneld-dp thread');
     const stat = fs.readFileSync(`/proc/${pid}/task/${tids[0]}/stat`, 'utf8');
     assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), -10, 'nice of flanneld-dp');
     const mainStat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     assert.equal(Number(mainStat.slice(mainStat.lastIndexOf(')') + 2).split(' ')[16]), 0, 'the control plane keeps nice 0');
-    const slice = (task: string) => /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${task}/sched`, 'utf8'))?.[1];
-    assert.equal(slice(tids[0]), slice(String(pid)), "flanneld-dp keeps the kernel's slice, as the main thread has it"); // undefined before EEVDF
+    assert.equal(schedSliceNs(pid, tids[0]), schedSliceNs(pid, String(pid)), "flanneld-dp keeps the kernel's slice, as the main thread has it"); // undefined before EEVDF
     const locked = /^VmLck:\s*(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     assert.equal(locked?.[1], '0', 'nothing locked without --dataplane-mlock');
   });

@@ -86,6 +86,17 @@ export function leaseKeys(etcd: Etcd, prefix: string): string[] {
   return [...etcd.list(`${prefix}/subnets/`).keys()].map((k) => k.slice(`${prefix}/subnets/`.length));
 }
 
+/** Thread ids of a process whose name (comm, as ps -L shows it) is `comm`. */
+export function threadsNamed(pid: number, comm: string): string[] {
+  return fs.readdirSync(`/proc/${pid}/task`).filter((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === comm);
+}
+
+/** A thread's scheduler slice (ns, se.slice in /proc/<pid>/task/<tid>/sched); undefined on kernels before EEVDF. */
+export function schedSliceNs(pid: number, tid: string): number | undefined {
+  const m = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/sched`, 'utf8'));
+  return m ? Number(m[1]) : undefined;
+}
+
 export function fileExists(p: string): boolean {
   return fs.existsSync(p);
 }
