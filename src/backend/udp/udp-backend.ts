@@ -179,8 +179,8 @@ export class UdpBackend implements Backend {
  * waits for); nice -10 while the thread is mostly idle (PriorityGovernor),
  * which cut ping p99 during lease churn and cost no throughput; the kernel's
  * time slice (a 100 µs one cut churn p99 a little more but made one ping a
- * second 0.18 ms slower); the program files not locked (it halved an idle
- * daemon's page faults here, but no latency figure moved).
+ * second 0.18 ms slower); the program files not locked (with the warm-up on
+ * it changed neither page faults nor latency here).
  */
 const DEFAULT_TUNING: DataPlaneTuning = { warmMs: 20, spinUs: 0, nice: -10, sliceUs: 0, mlock: false, timing: false };
 
