@@ -3,16 +3,25 @@
 // and their idle CPU, for this checkout's flanneld and optionally another
 // build's (--base DIR, a checkout of main with `npm ci` done), alternated in
 // the same run, kernel vxlan beside them as the reference.
-//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base]
+//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base] [--proxy]
 // --tcp4 adds a 4-stream iperf3 run per round (throughput and the daemons' CPU per GB).
+// --proxy adds flannel's original design as a second reference: the C
+// forwarder of bench/reference-proxy.c (poll, one packet per syscall),
+// compiled with cc and run on the lab hosts of an udp cluster, whose pods'
+// traffic it carries through more specific routes while flanneld idles.
+// Per dense ping, the forwarding threads' CPU and run-queue wait per crossing
+// of a forwarder (four crossings a round trip) come from their schedstat.
 // Environment for this checkout's daemons passes through (FLANNELD_DATAPLANE_SPIN_US, FLANNELD_DATAPLANE_NICE, any FLANNELD_<FLAG>).
 
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { Lab } from '../src/lab/lab';
+import { Lab, REPO_ROOT, waitForLog } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host } from '../src/lab/host';
-import { type BackendName, startBackendCluster } from '../src/lab/topology';
+import { type BackendName, type BackendNode, startBackendCluster } from '../src/lab/topology';
+import { Ip4Net } from '../src/routes/ip4';
 import { cpuSeconds, ping, quantile, tcp } from '../src/bench/measure';
 import { sleep } from '../src/util/sleep';
 
@@ -26,6 +35,7 @@ const sparse = Number(arg('sparse', '20'));
 const idleS = Number(arg('idle', '10'));
 const base = arg('base', '');
 const tcp4S = Number(arg('tcp4', '0'));
+const withProxy = process.argv.includes('--proxy');
 // Extra variants of this checkout: "name:ENV=V,ENV2=V;name2:ENV=V".
 const extra = arg('variants', '')
   .split(';')
@@ -42,6 +52,51 @@ const extra = arg('variants', '')
       ) as Record<string, string>,
     };
   });
+
+/** The forwarding thread of a flanneld (its data-plane thread, else the process) or of the reference proxy. */
+function forwardingThread(pid: number): string {
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    if (fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp') return `/proc/${pid}/task/${t}`;
+  }
+  return `/proc/${pid}`;
+}
+
+/** [ns on a CPU, ns waiting on a run queue] so far (schedstat). */
+function schedstat(thread: string): [number, number] {
+  const f = fs.readFileSync(`${thread}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  return [f[0], f[1]];
+}
+
+/** Builds bench/reference-proxy.c once per run. */
+let proxyBin: string | undefined;
+function buildProxy(): string {
+  if (proxyBin === undefined) {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ref-proxy-')), 'reference-proxy');
+    execFileSync('cc', ['-O2', '-o', out, path.join(REPO_ROOT, 'bench/reference-proxy.c')]);
+    proxyBin = out;
+  }
+  return proxyBin;
+}
+
+/**
+ * Starts the reference proxy on each node (TUN rproxy0, UDP port 8286) and
+ * routes the other node's subnet through it: a /24 beats flannel0's route
+ * for the whole network. Returns the proxies' pids.
+ */
+async function startProxies(lab: Lab, nodes: BackendNode[]): Promise<number[]> {
+  const bin = buildProxy();
+  const pids: number[] = [];
+  for (const [i, node] of nodes.entries()) {
+    const peer = nodes[1 - i];
+    const subnet = Ip4Net.parse(peer.env!.subnet).toString(); // the network: 198.19.5.0/24
+    const log = `${lab.dir}/proxy-${i}.log`;
+    pids.push(lab.spawnIn(node.host.ns, [bin, 'rproxy0', '8286', `${subnet}=${peer.host.ip}`], log).pid!);
+    await waitForLog(log, /ready/);
+    node.host.exec(['ip', 'link', 'set', 'rproxy0', 'up', 'mtu', String(node.env!.mtu)]);
+    node.host.exec(['ip', 'route', 'add', subnet, 'dev', 'rproxy0']);
+  }
+  return pids;
+}
 
 /** Minor page faults of a process so far (/proc/<pid>/stat field 10). */
 function minorFaults(pid: number): number {
@@ -61,9 +116,13 @@ interface Row {
   idleCpuPct: number;
   tcp4Gbps: number;
   daemonCpuPerGB: number;
+  /** Forwarding threads' µs on a CPU per crossing (dense pings). */
+  runUs: number;
+  /** ...and µs waiting for a CPU per crossing. */
+  waitUs: number;
 }
 
-async function measure(variant: string, backend: BackendName, round: number): Promise<Row> {
+async function measure(variant: string, backend: BackendName, round: number, proxy = false): Promise<Row> {
   const lab = new Lab();
   try {
     const etcd = new Etcd(lab);
@@ -71,9 +130,13 @@ async function measure(variant: string, backend: BackendName, round: number): Pr
     const hosts = [new Host(lab, 'h1', '198.18.0.1'), new Host(lab, 'h2', '198.18.0.2')];
     const nodes = await startBackendCluster(etcd, hosts, backend, { prefix: `/lat/${backend}/network` });
     const [a, b] = [nodes[0].pods[0], nodes[1].pods[0]];
-    const pids = nodes.map((n) => n.daemon!.pid);
+    const pids = proxy ? await startProxies(lab, nodes) : nodes.map((n) => n.daemon!.pid);
     await ping(a, b, 20, 0.01); // warm-up: ARP, routes
+    const threads = backend === 'udp' ? pids.map(forwardingThread) : [];
+    const s0 = threads.map(schedstat);
     const d = await ping(a, b, dense, 0.005);
+    const s1 = threads.map(schedstat);
+    const perCrossing = (k: 0 | 1) => (threads.length === 0 ? NaN : s1.reduce((acc, x, j) => acc + x[k] - s0[j][k], 0) / (2 * threads.length * d.received) / 1e3);
     const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
     // Idle first: nothing crosses for idleS seconds.
     const c0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
@@ -105,6 +168,8 @@ async function measure(variant: string, backend: BackendName, round: number): Pr
       idleCpuPct: idle * 100,
       tcp4Gbps,
       daemonCpuPerGB,
+      runUs: perCrossing(0),
+      waitUs: perCrossing(1),
     };
   } finally {
     await lab.destroy();
@@ -112,9 +177,10 @@ async function measure(variant: string, backend: BackendName, round: number): Pr
 }
 
 async function main(): Promise<void> {
-  const variants: { name: string; backend: BackendName; bin?: string; env?: Record<string, string> }[] = [{ name: 'udp (this)', backend: 'udp' }];
+  const variants: { name: string; backend: BackendName; bin?: string; env?: Record<string, string>; proxy?: boolean }[] = [{ name: 'udp (this)', backend: 'udp' }];
   for (const e of extra) variants.push({ name: e.name, backend: 'udp', env: e.env });
   if (base) variants.push({ name: 'udp (base)', backend: 'udp', bin: path.join(base, 'bin/flanneld') });
+  if (withProxy) variants.push({ name: 'C proxy', backend: 'udp', proxy: true });
   variants.push({ name: 'vxlan', backend: 'vxlan' });
   const rows: Row[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -123,7 +189,7 @@ async function main(): Promise<void> {
       else delete process.env.FLANNEL_TS_FLANNELD;
       const saved = { ...process.env };
       Object.assign(process.env, v.env ?? {});
-      const row = await measure(v.name, v.backend, r).finally(() => {
+      const row = await measure(v.name, v.backend, r, v.proxy).finally(() => {
         for (const k of Object.keys(v.env ?? {})) if (saved[k] === undefined) delete process.env[k];
       });
       rows.push(row);
@@ -131,7 +197,7 @@ async function main(): Promise<void> {
     }
   }
   const med = (xs: number[]) => quantile(xs, 0.5);
-  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  (ms; medians of rounds)');
+  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  run µs/crossing  wait µs/crossing  (ms; medians of rounds)');
   for (const v of variants) {
     const rs = rows.filter((x) => x.variant === v.name);
     const f = (k: keyof Row, digits = 3) =>
@@ -139,7 +205,7 @@ async function main(): Promise<void> {
         .toFixed(digits)
         .padStart(10);
     console.log(
-      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}`,
+      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}  ${f('runUs', 1)}  ${f('waitUs', 1)}`,
     );
   }
 }
