@@ -15,9 +15,8 @@
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Lab, REPO_ROOT, waitForLog } from '../src/lab/lab';
+import { Lab, REPO_ROOT, threadsNamed, waitForLog } from '../src/lab/lab';
 import { Etcd } from '../src/lab/etcd';
 import { Host } from '../src/lab/host';
 import { type BackendName, type BackendNode, startBackendCluster } from '../src/lab/topology';
@@ -55,10 +54,8 @@ const extra = arg('variants', '')
 
 /** The forwarding thread of a flanneld (its data-plane thread, else the process) or of the reference proxy. */
 function forwardingThread(pid: number): string {
-  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-    if (fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'flanneld-dp') return `/proc/${pid}/task/${t}`;
-  }
-  return `/proc/${pid}`;
+  const [dp] = threadsNamed(pid, 'flanneld-dp');
+  return dp === undefined ? `/proc/${pid}` : `/proc/${pid}/task/${dp}`;
 }
 
 /** [ns on a CPU, ns waiting on a run queue] so far (schedstat). */
@@ -67,24 +64,14 @@ function schedstat(thread: string): [number, number] {
   return [f[0], f[1]];
 }
 
-/** Builds bench/reference-proxy.c once per run. */
-let proxyBin: string | undefined;
-function buildProxy(): string {
-  if (proxyBin === undefined) {
-    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ref-proxy-')), 'reference-proxy');
-    execFileSync('cc', ['-O2', '-o', out, path.join(REPO_ROOT, 'bench/reference-proxy.c')]);
-    proxyBin = out;
-  }
-  return proxyBin;
-}
-
 /**
  * Starts the reference proxy on each node (TUN rproxy0, UDP port 8286) and
  * routes the other node's subnet through it: a /24 beats flannel0's route
  * for the whole network. Returns the proxies' pids.
  */
 async function startProxies(lab: Lab, nodes: BackendNode[]): Promise<number[]> {
-  const bin = buildProxy();
+  const bin = path.join(lab.dir, 'reference-proxy'); // built per lab (a fraction of a second), removed with it
+  execFileSync('cc', ['-O2', '-o', bin, path.join(REPO_ROOT, 'bench/reference-proxy.c')]);
   const pids: number[] = [];
   for (const [i, node] of nodes.entries()) {
     const peer = nodes[1 - i];

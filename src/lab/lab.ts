@@ -214,6 +214,11 @@ export function procStartTime(pid: number): string | undefined {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
+/** Thread ids of a process whose name (comm, as ps -L shows it) is `comm`. */
+export function threadsNamed(pid: number, comm: string): string[] {
+  return fs.readdirSync(`/proc/${pid}/task`).filter((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === comm);
+}
+
 /** True while `p` is the process the lab recorded and it has not exited (a zombie has exited). */
 export function isRecordedProcessAlive(p: Pick<LabProcess, 'pid' | 'startTime'>): boolean {
   let stat: string;

@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab, REPO_ROOT } from '../../src/lab/lab';
+export { threadsNamed } from '../../src/lab/lab';
 import { Etcd } from '../../src/lab/etcd';
 import type { Host, Pod } from '../../src/lab/host';
 import { run } from '../../src/lab/sh';
@@ -84,11 +85,6 @@ export function assertPodsPingAcrossHosts(hosts: Host[], pods: Map<string, Pod[]
 
 export function leaseKeys(etcd: Etcd, prefix: string): string[] {
   return [...etcd.list(`${prefix}/subnets/`).keys()].map((k) => k.slice(`${prefix}/subnets/`.length));
-}
-
-/** Thread ids of a process whose name (comm, as ps -L shows it) is `comm`. */
-export function threadsNamed(pid: number, comm: string): string[] {
-  return fs.readdirSync(`/proc/${pid}/task`).filter((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === comm);
 }
 
 /** A thread's scheduler slice (ns, se.slice in /proc/<pid>/task/<tid>/sched); undefined on kernels before EEVDF. */
