@@ -3,12 +3,17 @@
 // and their idle CPU, for this checkout's flanneld and optionally another
 // build's (--base DIR, a checkout of main with `npm ci` done), alternated in
 // the same run, kernel vxlan beside them as the reference.
-//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--base /tmp/dp-base] [--proxy]
+//   node dist/bench/latency.js [--rounds 3] [--dense 1000] [--sparse 20] [--idle 10] [--tcp4 SECONDS] [--churn SECONDS] [--churn-leases 240] [--base /tmp/dp-base] [--proxy [--proxy-nice N]]
 // --tcp4 adds a 4-stream iperf3 run per round (throughput and the daemons' CPU per GB).
+// --churn adds pings at 5 ms while one etcd client puts and deletes
+// --churn-leases fake leases in a loop (the bench's churn phase), for every
+// variant: with --proxy, the C forwarder's figure is the floor that CPU
+// contention alone sets, as it watches no leases.
 // --proxy adds flannel's original design as a second reference: the C
 // forwarder of bench/reference-proxy.c (poll, one packet per syscall),
 // compiled with cc and run on the lab hosts of an udp cluster, whose pods'
-// traffic it carries through more specific routes while flanneld idles.
+// traffic it carries through more specific routes while flanneld idles;
+// --proxy-nice runs it at that nice value (flanneld's thread has -10 by default).
 // Per dense ping, the forwarding threads' CPU and run-queue wait per crossing
 // of a forwarder (four crossings a round trip) come from their schedstat.
 // Environment for this checkout's daemons passes through (FLANNELD_DATAPLANE_SPIN_US, FLANNELD_DATAPLANE_NICE, any FLANNELD_<FLAG>).
@@ -22,6 +27,7 @@ import { Host } from '../src/lab/host';
 import { type BackendName, type BackendNode, startBackendCluster } from '../src/lab/topology';
 import { Ip4Net } from '../src/routes/ip4';
 import { cpuSeconds, ping, quantile, tcp } from '../src/bench/measure';
+import { CHURN_SUBNET_LEN, churn } from '../src/bench/churn';
 import { sleep } from '../src/util/sleep';
 
 const arg = (k: string, d: string) => {
@@ -34,7 +40,10 @@ const sparse = Number(arg('sparse', '20'));
 const idleS = Number(arg('idle', '10'));
 const base = arg('base', '');
 const tcp4S = Number(arg('tcp4', '0'));
+const churnS = Number(arg('churn', '0'));
+const churnLeases = Number(arg('churn-leases', '240'));
 const withProxy = process.argv.includes('--proxy');
+const proxyNice = Number(arg('proxy-nice', '0'));
 // Extra variants of this checkout: "name:ENV=V,ENV2=V;name2:ENV=V".
 const extra = arg('variants', '')
   .split(';')
@@ -66,8 +75,8 @@ function schedstat(thread: string): [number, number] {
 
 /**
  * Starts the reference proxy on each node (TUN rproxy0, UDP port 8286) and
- * routes the other node's subnet through it: a /24 beats flannel0's route
- * for the whole network. Returns the proxies' pids.
+ * routes the other node's subnet through it: a /24 (or /26) beats
+ * flannel0's route for the whole network. Returns the proxies' pids.
  */
 async function startProxies(lab: Lab, nodes: BackendNode[]): Promise<number[]> {
   const bin = path.join(lab.dir, 'reference-proxy'); // built per lab (a fraction of a second), removed with it
@@ -75,9 +84,9 @@ async function startProxies(lab: Lab, nodes: BackendNode[]): Promise<number[]> {
   const pids: number[] = [];
   for (const [i, node] of nodes.entries()) {
     const peer = nodes[1 - i];
-    const subnet = Ip4Net.parse(peer.env!.subnet).toString(); // the network: 198.19.5.0/24
+    const subnet = Ip4Net.parse(peer.env!.subnet).toString(); // the network: 198.19.5.0/24 (or /26)
     const log = `${lab.dir}/proxy-${i}.log`;
-    pids.push(lab.spawnIn(node.host.ns, [bin, 'rproxy0', '8286', `${subnet}=${peer.host.ip}`], log).pid!);
+    pids.push(lab.spawnIn(node.host.ns, ['nice', '-n', String(proxyNice), bin, 'rproxy0', '8286', `${subnet}=${peer.host.ip}`], log).pid!);
     await waitForLog(log, /ready/);
     node.host.exec(['ip', 'link', 'set', 'rproxy0', 'up', 'mtu', String(node.env!.mtu)]);
     node.host.exec(['ip', 'route', 'add', subnet, 'dev', 'rproxy0']);
@@ -107,6 +116,9 @@ interface Row {
   runUs: number;
   /** ...and µs waiting for a CPU per crossing. */
   waitUs: number;
+  /** Pings at 5 ms during lease churn (--churn). */
+  churnP50: number;
+  churnP99: number;
 }
 
 async function measure(variant: string, backend: BackendName, round: number, proxy = false): Promise<Row> {
@@ -115,7 +127,9 @@ async function measure(variant: string, backend: BackendName, round: number, pro
     const etcd = new Etcd(lab);
     await etcd.start();
     const hosts = [new Host(lab, 'h1', '198.18.0.1'), new Host(lab, 'h2', '198.18.0.2')];
-    const nodes = await startBackendCluster(etcd, hosts, backend, { prefix: `/lat/${backend}/network` });
+    const prefix = `/lat/${backend}/network`;
+    // Churn needs room for its fake leases: /26 subnets (the proxy's route to one still beats flannel0's).
+    const nodes = await startBackendCluster(etcd, hosts, backend, { prefix, subnetLen: churnS > 0 ? CHURN_SUBNET_LEN : undefined });
     const [a, b] = [nodes[0].pods[0], nodes[1].pods[0]];
     const pids = proxy ? await startProxies(lab, nodes) : nodes.map((n) => n.daemon!.pid);
     await ping(a, b, 20, 0.01); // warm-up: ARP, routes
@@ -125,6 +139,11 @@ async function measure(variant: string, backend: BackendName, round: number, pro
     const s1 = threads.map(schedstat);
     const perCrossing = (k: 0 | 1) => (threads.length === 0 ? NaN : s1.reduce((acc, x, j) => acc + x[k] - s0[j][k], 0) / (2 * threads.length * d.received) / 1e3);
     const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    let churned: number[] = [];
+    if (churnS > 0) {
+      const [p] = await Promise.all([ping(a, b, Math.round(churnS / 0.005), 0.005), churn(nodes[0].host.ns, etcd, prefix, backend, nodes, churnS, churnLeases)]);
+      churned = p.rttsMs;
+    }
     // Idle first: nothing crosses for idleS seconds.
     const c0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
     await sleep(idleS * 1000);
@@ -157,6 +176,8 @@ async function measure(variant: string, backend: BackendName, round: number, pro
       daemonCpuPerGB,
       runUs: perCrossing(0),
       waitUs: perCrossing(1),
+      churnP50: churned.length > 0 ? quantile(churned, 0.5) : NaN,
+      churnP99: churned.length > 0 ? quantile(churned, 0.99) : NaN,
     };
   } finally {
     await lab.destroy();
@@ -167,7 +188,7 @@ async function main(): Promise<void> {
   const variants: { name: string; backend: BackendName; bin?: string; env?: Record<string, string>; proxy?: boolean }[] = [{ name: 'udp (this)', backend: 'udp' }];
   for (const e of extra) variants.push({ name: e.name, backend: 'udp', env: e.env });
   if (base) variants.push({ name: 'udp (base)', backend: 'udp', bin: path.join(base, 'bin/flanneld') });
-  if (withProxy) variants.push({ name: 'C proxy', backend: 'udp', proxy: true });
+  if (withProxy) variants.push({ name: proxyNice === 0 ? 'C proxy' : `C proxy, nice ${proxyNice}`, backend: 'udp', proxy: true });
   variants.push({ name: 'vxlan', backend: 'vxlan' });
   const rows: Row[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -184,7 +205,9 @@ async function main(): Promise<void> {
     }
   }
   const med = (xs: number[]) => quantile(xs, 0.5);
-  console.log('variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  run µs/crossing  wait µs/crossing  (ms; medians of rounds)');
+  console.log(
+    'variant        dense p50  dense p99  dense avg  sparse avg  sparse p50  faults/ping  idle CPU %  TCP4 Gbit/s  daemon s/GB  run µs/crossing  wait µs/crossing  churn p50  churn p99  (ms; medians of rounds)',
+  );
   for (const v of variants) {
     const rs = rows.filter((x) => x.variant === v.name);
     const f = (k: keyof Row, digits = 3) =>
@@ -192,7 +215,7 @@ async function main(): Promise<void> {
         .toFixed(digits)
         .padStart(10);
     console.log(
-      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}  ${f('runUs', 1)}  ${f('waitUs', 1)}`,
+      `${v.name.padEnd(14)} ${f('denseP50')} ${f('denseP99')} ${f('denseAvg')} ${f('sparseAvg')}  ${f('sparseP50')}  ${f('faultsPerPing', 1)}  ${f('idleCpuPct', 2)}  ${f('tcp4Gbps', 2)}  ${f('daemonCpuPerGB', 2)}  ${f('runUs', 1)}  ${f('waitUs', 1)}  ${f('churnP50')} ${f('churnP99')}`,
     );
   }
 }

@@ -14,13 +14,11 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { Lab, REPO_ROOT } from '../lab/lab';
+import { Lab } from '../lab/lab';
 import { Etcd } from '../lab/etcd';
 import { Host, type Pod } from '../lab/host';
-import { BACKENDS, BACKEND_NETWORKS, type BackendName, type BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
-import { execStatus } from '../util/exec';
-import type { ChurnArgs } from './churn-driver';
+import { BACKENDS, type BackendName, type BackendNode, isBackendName, startBackendCluster } from '../lab/topology';
+import { CHURN_SUBNET_LEN, churn } from './churn';
 import { tryRun, sleep } from '../lab/sh';
 import { controlPlaneBench, startSink } from './control-plane';
 import { type PingResult, cpuSeconds, machineBusySeconds, ping, quantile, tcp, udpSmall } from './measure';
@@ -224,37 +222,13 @@ interface Round {
 /** Pings at 5 ms for about `seconds` (at least 10). */
 const pingsFor = (seconds: number) => Math.max(10, Math.round(seconds / 0.005));
 
-/** Runs the churn driver in `ns` for `seconds`: `leases` fake leases put and deleted in a loop. */
-async function churn(ns: string, etcd: Etcd, b: BackendName, nodes: BackendNode[], seconds: number, leases: number): Promise<{ loops: number; changes: number }> {
-  const args: ChurnArgs = {
-    endpoint: etcd.endpoint,
-    prefix: `/flannel-ts-bench/${b}/network`,
-    backend: b,
-    network: BACKEND_NETWORKS[b],
-    subnetLen: BENCH_SUBNET_LEN,
-    skip: nodes.map((n) => n.env!.subnet),
-    count: leases,
-    durationMs: seconds * 1000,
-    publicBase: '198.18.128.0',
-  };
-  const r = await execStatus(['ip', 'netns', 'exec', ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/churn-driver.js'), JSON.stringify(args)], { timeoutMs: (seconds + 60) * 1000 });
-  if (r.status !== 0) throw new Error(`churn driver for ${b} failed (exit ${r.status}): ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { loops: number; changes: number };
-}
-
-/**
- * SubnetLen of the bench's backend Networks (each a /18): /26 leaves room for
- * the churn phase's 240 fake leases beside the two hosts.
- */
-const BENCH_SUBNET_LEN = 26;
-
 async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progress): Promise<Partial<Record<BackendName, BackendResult>>> {
   if (o.mtu !== 1500) lab.setSwitchMtu(o.mtu);
   const hosts = [new Host(lab, 'h1', '198.18.0.1', o.mtu), new Host(lab, 'h2', '198.18.0.2', o.mtu)];
   const clusters = new Map<BackendName, BackendNode[]>();
   for (const b of o.backends) {
     progress.show(`starting flanneld (${b}) on both hosts`);
-    clusters.set(b, await startBackendCluster(etcd, hosts, b, { prefix: `/flannel-ts-bench/${b}/network`, subnetLen: BENCH_SUBNET_LEN }));
+    clusters.set(b, await startBackendCluster(etcd, hosts, b, { prefix: `/flannel-ts-bench/${b}/network`, subnetLen: CHURN_SUBNET_LEN }));
   }
   const pair = (b: BackendName): [Pod, Pod] => {
     const [n1, n2] = clusters.get(b)!;
@@ -305,7 +279,10 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
       let churned: PingResult | undefined;
       if (o.churnSeconds > 0) {
         say(`${pingsFor(o.churnSeconds)} pings at 5 ms while ${o.churnLeases} leases churn in etcd`);
-        [churned] = await Promise.all([ping(client, server, pingsFor(o.churnSeconds), 0.005), churn(hosts[0].ns, etcd, b, clusters.get(b)!, o.churnSeconds, o.churnLeases)]);
+        [churned] = await Promise.all([
+          ping(client, server, pingsFor(o.churnSeconds), 0.005),
+          churn(hosts[0].ns, etcd, `/flannel-ts-bench/${b}/network`, b, clusters.get(b)!, o.churnSeconds, o.churnLeases),
+        ]);
       }
       const gb = (t1.bytes + t4.bytes) / 1e9;
       rounds.get(b)!.push({

@@ -1,0 +1,38 @@
+// Starts the lease-churn driver (churn-driver.ts) for one backend cluster and
+// waits for it: the "control plane busy" phase of `flannel-ts bench` and of
+// bench/latency.ts, which ping meanwhile.
+
+import * as path from 'node:path';
+import { REPO_ROOT } from '../lab/lab';
+import type { Etcd } from '../lab/etcd';
+import { BACKEND_NETWORKS, type BackendName, type BackendNode } from '../lab/topology';
+import { execStatus } from '../util/exec';
+import type { ChurnArgs } from './churn-driver';
+
+/**
+ * SubnetLen of a cluster that churns (its backend Network is a /18): /26
+ * leaves room for 240 fake leases beside the two hosts.
+ */
+export const CHURN_SUBNET_LEN = 26;
+
+/**
+ * Runs the churn driver in `ns` for `seconds`: `leases` fake leases put and
+ * deleted in a loop under `prefix`, the etcd prefix the cluster's flanneld
+ * watch (started with `subnetLen: CHURN_SUBNET_LEN` and the backend's Network).
+ */
+export async function churn(ns: string, etcd: Etcd, prefix: string, b: BackendName, nodes: BackendNode[], seconds: number, leases: number): Promise<{ loops: number; changes: number }> {
+  const args: ChurnArgs = {
+    endpoint: etcd.endpoint,
+    prefix,
+    backend: b,
+    network: BACKEND_NETWORKS[b],
+    subnetLen: CHURN_SUBNET_LEN,
+    skip: nodes.map((n) => n.env!.subnet),
+    count: leases,
+    durationMs: seconds * 1000,
+    publicBase: '198.18.128.0',
+  };
+  const r = await execStatus(['ip', 'netns', 'exec', ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/churn-driver.js'), JSON.stringify(args)], { timeoutMs: (seconds + 60) * 1000 });
+  if (r.status !== 0) throw new Error(`churn driver for ${b} failed (exit ${r.status}): ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { loops: number; changes: number };
+}
