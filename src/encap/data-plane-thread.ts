@@ -84,14 +84,6 @@ export const UDP_BIT = 2;
 const PUBLISH_MS = 1000;
 /** How long after the last packet the warm-up goes on (sparse traffic keeps it going). */
 const WARM_WINDOW_MS = 60_000;
-/**
- * A flannel0 wake-up after the thread slept at least this long reads a
- * single packet (Pump.pumpTun's `single`): request/response traffic, where a
- * second read would only hear EAGAIN. Under a stream the thread hardly
- * sleeps. (Timing flannel0's wake-ups instead, 200 µs apart, cost 4 TCP
- * streams 8 %: a busy thread's flannel0 wakes are that far apart too.)
- */
-const QUIET_TUN_NS = 200_000;
 
 function run(d: DataPlaneThreadData): void {
   const out = parentPort!;
@@ -148,7 +140,6 @@ function run(d: DataPlaneThreadData): void {
   publishOffloads();
   let published = stats[3];
   let lastTraffic = -Infinity; // no warm-up before the first packet
-  let slept = stats[2];
 
   /** Applies every queued control message; false once told to stop. */
   const control = (): boolean => {
@@ -180,8 +171,7 @@ function run(d: DataPlaneThreadData): void {
     }
     if (timing !== undefined) timing[8] = stats[3]; // the wake-up, for the stage times
     if ((ready & WAKE_BIT) !== 0 && !control()) break;
-    if ((ready & TUN_BIT) !== 0) pump.pumpTun(stats[2] - slept > QUIET_TUN_NS);
-    slept = stats[2];
+    if ((ready & TUN_BIT) !== 0) pump.pumpTun();
     if ((ready & UDP_BIT) !== 0) pump.pumpUdp();
     // Offloads turn off by themselves at a refusal, in this thread's addon
     // state: republished at most once a PUBLISH_MS (two small objects, not per packet).

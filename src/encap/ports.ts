@@ -6,8 +6,7 @@
 //
 // Callers' rules (as TunDevice/UdpSocket's, which these restate):
 // - read/recv fill rows 0..count-1 of the batch, set batch.count and return
-//   it (0: nothing queued). They also set batch.readInfo: READ_INFO_DRAINED
-//   = 1 ends the wake-up without another call (0: the pump asks again).
+//   it (0: nothing queued). TUN reads also set batch.readInfo.
 // - write/send move rows 0..count-1 whose D_LEN > 0 and return how many
 //   went; every row that was to go but did not comes back with D_LEN = 0, so
 //   the rows still > 0 are exactly what went.
@@ -16,8 +15,7 @@
 import type { PacketBatch } from '../tun/batch';
 
 export interface TunPort {
-  /** Reads up to `max` (default: the batch's slots) packets or TSO reads. */
-  read(batch: PacketBatch, max?: number): number;
+  read(batch: PacketBatch): number;
   write(batch: PacketBatch, count: number): number;
 }
 

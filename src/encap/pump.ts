@@ -148,21 +148,13 @@ export class Pump {
     return histogramSize(size, { descCapacity: txRows } as PacketBatch);
   }
 
-  /**
-   * Moves flannel0 -> peers until the queue is empty or the budget is spent.
-   * `single`: read one packet (one TSO read) and return to the wait. For a
-   * wake-up after a quiet spell, where the packet is most likely alone: the
-   * read that would find the queue empty costs a syscall, and the wait that
-   * follows tells the same thing (level-triggered: a second packet ends it at
-   * once, and the next wake-up reads whole batches).
-   */
-  pumpTun(single = false): void {
+  /** Moves flannel0 -> peers until the queue is empty or the budget is spent. */
+  pumpTun(): void {
     const b = this.txBatch;
     const c = this.counters;
     const info = b.readInfo;
-    const max = single ? 1 : b.slots;
     for (let round = 0; round < this.budget; round++) {
-      const n = this.tun.read(b, max);
+      const n = this.tun.read(b);
       if (n === 0) {
         if (info[READ_INFO_DRAINED] === 1) break;
         continue; // everything read was dropped (malformed GSO); the queue may hold more
@@ -185,15 +177,14 @@ export class Pump {
         this.tun.write(this.icmp.batch, this.icmp.batch.count);
         this.icmp.reset();
       }
-      if (single || info[READ_INFO_DRAINED] === 1) break; // back to the wait; or the TUN queue is empty
+      if (info[READ_INFO_DRAINED] === 1) break; // the TUN queue is empty
     }
   }
 
-  /** Moves peers -> flannel0 until a receive finds the queue empty or the budget is spent. */
+  /** Moves peers -> flannel0 until a receive comes back empty or the budget is spent. */
   pumpUdp(): void {
     const b = this.rxBatch;
     const c = this.counters;
-    const info = b.readInfo;
     for (let round = 0; round < this.budget; round++) {
       const n = this.udp.recv(b);
       if (n === 0) break;
@@ -211,10 +202,8 @@ export class Pump {
         c.rxDrops[DropReason.tun_write_failed] += toWrite - written;
       }
       if (t !== undefined) stage(t, 1, this.clock!);
-      // The receive got fewer messages than it asked for: the queue is empty,
-      // and a second recvmmsg would only say EAGAIN (a syscall per wake-up
-      // saved; level-triggered polling catches whatever arrives meanwhile).
-      if (info[READ_INFO_DRAINED] === 1) break;
+      // n counts packets, not datagrams (GRO): keep going until a call comes
+      // back empty or the budget is spent; level-triggered polling resumes us.
     }
   }
 }

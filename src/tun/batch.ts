@@ -24,8 +24,7 @@
 // exceed slots. On such a read, D_PORT of a super-packet's first segment is
 // its number of segments k (the next k - 1 rows are the rest; they differ
 // only in length, IP ID, sequence number, FIN/PSH and checksums), else 0.
-// `readInfo` says what the last TUN read or UDP receive did (READ_INFO_*;
-// a receive sets only the first two).
+// `readInfo` says what the last TUN read did (READ_INFO_*).
 //
 // Callers' rules: descriptors say where packets are; never assume descriptor i
 // is at i * slotSize. Read only rows 0..count-1. On send, rows may point
@@ -61,9 +60,8 @@ export const GRO_MAX_SEGMENTS = 64;
 /** Least slotSize for reading a TUN with TSO: a 65535-byte super-packet behind its 10-byte virtio_net_hdr. */
 export const TSO_MIN_SLOT = 65545;
 
-// PacketBatch.readInfo after TunDevice.read (word 0: the packets read, also
-// read()'s return value) or UdpSocket.recv (word 0: messages received).
-/** 1 when the read found the queue empty (EAGAIN, or a receive got fewer messages than it asked for), 0 when the batch filled up. */
+// PacketBatch.readInfo after TunDevice.read; [0], the packets read, is also read()'s return value.
+/** 1 when the read stopped because the queue was empty (EAGAIN), 0 when the batch filled up. */
 export const READ_INFO_DRAINED = 1;
 /** TCP super-packets split (TSO). */
 export const READ_INFO_SUPER = 2;
@@ -81,7 +79,7 @@ export class PacketBatch {
   readonly desc: Int32Array;
   /** Number of filled descriptors (set by the reader); may exceed `slots` after a GRO receive or a TSO read. */
   count = 0;
-  /** What the last TunDevice.read or UdpSocket.recv did: READ_INFO_* words. */
+  /** What the last TunDevice.read did: READ_INFO_* words. */
   readonly readInfo = new Int32Array(READ_INFO_WORDS);
 
   /**

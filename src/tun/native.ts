@@ -96,10 +96,8 @@ export interface FlannelTunNative {
    *  min(max, MAX_BATCH, floor(rows / 64)) messages, and a coalesced message
    *  becomes one descriptor per datagram (D_OFF = slot offset + k * segment
    *  size, the last may be shorter), so n may exceed max. D_LEN = -1 marks a
-   *  datagram longer than its slot. info (Int32Array >= 6, optional):
-   *  READ_INFO_DRAINED is 1 when the receive found the queue empty (it got
-   *  fewer messages than it asked for), so no second call is needed to know. */
-  udpRecv(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number, info?: Int32Array): number;
+   *  datagram longer than its slot. */
+  udpRecv(fd: number, data: Buffer, desc: Int32Array, max: number, slotSize: number): number;
   /** sendmmsg of rows 0..count-1 with D_LEN > 0 to D_ADDR:D_PORT, one
    *  datagram per row; count must be <= MAX_BATCH. With GSO, consecutive rows
    *  to one destination with the same length (the last of a run may be

@@ -70,15 +70,14 @@ export class TunDevice extends FdHandle {
   }
 
   /**
-   * Reads up to `max` (at most batch.slots) packets, or with tso reads, until
-   * the queue is empty, into the batch's slots; sets batch.count,
-   * batch.readInfo and D_OFF/D_LEN of rows 0..count-1. Returns count, 0 when
-   * nothing is queued. A packet longer than slotSize (slotSize - 10 with
-   * vnetHdr) is truncated. With tso, super-packets become one row per segment
-   * (count may exceed slots; see batch.ts).
+   * Reads up to batch.slots packets (until the queue is empty) into the batch's
+   * slots; sets batch.count, batch.readInfo and D_OFF/D_LEN of rows
+   * 0..count-1. Returns count, 0 when nothing is queued. A packet longer than
+   * slotSize (slotSize - 10 with vnetHdr) is truncated. With tso, super-packets
+   * become one row per segment (count may exceed slots; see batch.ts).
    */
-  read(batch: PacketBatch, max: number = batch.slots): number {
-    batch.count = native().tunRead(this.liveFd(), batch.data, batch.desc, max, batch.slotSize, batch.readInfo);
+  read(batch: PacketBatch): number {
+    batch.count = native().tunRead(this.liveFd(), batch.data, batch.desc, batch.slots, batch.slotSize, batch.readInfo);
     return batch.count;
   }
 

@@ -78,11 +78,10 @@ export class UdpSocket extends FdHandle {
    * with GRO at most min(batch.slots, descCapacity / 64) messages of up to 64
    * datagrams each, and the batch must have slotSize >= 65536 and
    * descCapacity >= 64 (RangeError otherwise). D_LEN = -1 marks a datagram
-   * longer than slotSize: drop it. Sets batch.readInfo's READ_INFO_DRAINED
-   * to 1 when the queue was found empty.
+   * longer than slotSize: drop it.
    */
   recv(batch: PacketBatch): number {
-    batch.count = native().udpRecv(this.liveFd(), batch.data, batch.desc, batch.slots, batch.slotSize, batch.readInfo);
+    batch.count = native().udpRecv(this.liveFd(), batch.data, batch.desc, batch.slots, batch.slotSize);
     return batch.count;
   }
 

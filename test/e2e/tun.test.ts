@@ -236,9 +236,6 @@ describe('in network namespaces', { skip: !isRoot && 'needs root (network namesp
     assert.match(r.closedRead?.message, /closed/);
     assert.equal(r.sentMixed, 2, 'port 0 and 65600 bytes are skipped, the others sent');
     assert.deepEqual(r.recvMixedLens, [5, 7]);
-    assert.equal(r.recvMixedDrained, 1, 'fewer datagrams than asked for: the receive says the queue is empty');
-    assert.deepEqual(r.recvFull, [4, 0], 'a full batch does not claim the queue is empty');
-    assert.deepEqual(r.recvAfterFull, [0, 1]);
 
     assert.equal(r.doubleStop, null, 'pollStop twice is harmless');
     errno(r.pollSameFdTwice, 'EEXIST');

@@ -24,14 +24,10 @@ export class ChannelTun implements TunPort {
   /** Rows (by their index in the write call) to refuse. */
   refuse: (row: number, bytes: Buffer) => boolean = () => false;
 
-  /** `max` packets asked for by each read, in order. */
-  readonly readMax: number[] = [];
-
-  read(b: PacketBatch, max: number = b.slots): number {
+  read(b: PacketBatch): number {
     this.reads++;
-    this.readMax.push(max);
     let n = 0;
-    while (n < max && this.inbound.length > 0) {
+    while (n < b.slots && this.inbound.length > 0) {
       const p = this.inbound.shift()!;
       const off = n * b.slotSize;
       p.copy(b.data, off);
@@ -41,9 +37,8 @@ export class ChannelTun implements TunPort {
       b.desc[n * DESC_WORDS + D_PORT] = 0;
       n++;
     }
-    // As the addon: drained only when a read found the queue empty before `max`.
     b.readInfo.fill(0);
-    b.readInfo[READ_INFO_DRAINED] = n < max ? 1 : 0;
+    b.readInfo[READ_INFO_DRAINED] = this.inbound.length === 0 ? 1 : 0;
     b.count = n;
     return n;
   }
@@ -86,9 +81,6 @@ export class ChannelUdp implements UdpPort {
       b.desc[n * DESC_WORDS + D_PORT] = d.port;
       n++;
     }
-    // As recvmmsg with MSG_DONTWAIT: fewer messages than asked for means the queue ran dry.
-    b.readInfo.fill(0);
-    b.readInfo[READ_INFO_DRAINED] = n < b.slots ? 1 : 0;
     b.count = n;
     return n;
   }

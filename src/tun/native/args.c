@@ -4,7 +4,6 @@
 #include "flannel_tun.h"
 
 #include <math.h>
-#include <string.h>
 
 bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
   size_t argc = n;
@@ -118,31 +117,6 @@ bool arg_batch(napi_env env, napi_value data, napi_value desc, batch_s *b) {
   }
   b->desc = p;
   b->rows = len / DESC_WORDS;
-  return true;
-}
-
-// An optional read-info array (tunRead's and udpRecv's last argument):
-// undefined gives *out = NULL; else an Int32Array of >= TUN_INFO_WORDS,
-// zeroed here.
-bool arg_read_info(napi_env env, napi_value v, int32_t **out) {
-  napi_valuetype vt;
-  bool is_ta = false;
-  napi_typedarray_type type;
-  size_t n;
-  void *p;
-  *out = NULL;
-  if (napi_typeof(env, v, &vt) != napi_ok) {
-    napi_failed(env, napi_generic_failure);
-    return false;
-  }
-  if (vt == napi_undefined) return true;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta || napi_get_typedarray_info(env, v, &type, &n, &p, NULL, NULL) != napi_ok ||
-      type != napi_int32_array || n < TUN_INFO_WORDS) {
-    throw_type(env, "info must be an Int32Array of at least %d elements", TUN_INFO_WORDS);
-    return false;
-  }
-  *out = p;
-  memset(*out, 0, TUN_INFO_WORDS * sizeof **out);
   return true;
 }
 

@@ -71,10 +71,9 @@ typedef struct {
 #define TSO_MIN_SLOT (65535 + VNET_HDR_LEN)
 #define STASH_BYTES TSO_MIN_SLOT
 
-// tunRead's and udpRecv's optional `info` Int32Array (src/tun/batch.ts:
-// READ_INFO_*); udpRecv sets only the first two.
-#define TUN_INFO_READS 0    // packets (udpRecv: messages) read from the kernel
-#define TUN_INFO_DRAINED 1  // 1 when the queue was found empty
+// tunRead's optional `info` Int32Array (src/tun/batch.ts: READ_INFO_*).
+#define TUN_INFO_READS 0    // packets read from the kernel
+#define TUN_INFO_DRAINED 1  // 1 when the read stopped at EAGAIN (the queue is empty)
 #define TUN_INFO_SUPER 2    // super-packets split
 #define TUN_INFO_SEGMENTS 3 // rows those made
 #define TUN_INFO_DROPPED 4  // reads dropped: malformed GSO, or too big for the batch
@@ -152,8 +151,6 @@ typedef struct {
 
 // data: a Buffer (any Uint8Array); desc: an Int32Array.
 bool arg_batch(napi_env env, napi_value data, napi_value desc, batch_s *b);
-// info: undefined (*out = NULL) or an Int32Array of >= TUN_INFO_WORDS, zeroed.
-bool arg_read_info(napi_env env, napi_value v, int32_t **out);
 // A writer's (fd, data, desc, count) arguments; the rows are left to
 // check_rows, which a caller with a lower limit on count runs after its own check.
 bool get_write_args(napi_env env, napi_callback_info info, int *fd, batch_s *b, int64_t *count);

@@ -173,8 +173,22 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
 
   if (!get_args_opt(env, info, 5, 6, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
       !arg_int(env, argv[3], "max", 0, INT32_MAX, &max) || !arg_int(env, argv[4], "slotSize", 1, INT32_MAX, &slot) ||
-      !check_slots(env, &b, max, slot) || !arg_read_info(env, argv[5], &stats))
+      !check_slots(env, &b, max, slot))
     return NULL;
+  napi_valuetype vt;
+  NAPI_CALL(env, napi_typeof(env, argv[5], &vt));
+  if (vt != napi_undefined) {
+    bool is_ta = false;
+    napi_typedarray_type type;
+    size_t n;
+    void *p;
+    if (napi_is_typedarray(env, argv[5], &is_ta) != napi_ok || !is_ta ||
+        napi_get_typedarray_info(env, argv[5], &type, &n, &p, NULL, NULL) != napi_ok || type != napi_int32_array ||
+        n < TUN_INFO_WORDS)
+      return throw_type(env, "info must be an Int32Array of at least %d elements", TUN_INFO_WORDS);
+    stats = p;
+    memset(stats, 0, TUN_INFO_WORDS * sizeof *stats);
+  }
 
   env_state *st = get_state(env);
   int f = max > 0 ? tun_flags(st, fd) : 0;

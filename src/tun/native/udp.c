@@ -182,7 +182,7 @@ static int gro_size(const struct msghdr *h) {
   return 0;
 }
 
-// udpRecv(fd, data, desc, max, slotSize, info?) -> descriptors filled
+// udpRecv(fd, data, desc, max, slotSize) -> descriptors filled
 // One recvmmsg, never blocking, of up to min(max, MAX_BATCH) messages; message
 // i lands in the slot at byte i*slotSize. Each message gives one descriptor,
 // or with GRO one per datagram it carries (same slot, D_OFF = slot offset +
@@ -194,20 +194,15 @@ static int gro_size(const struct msghdr *h) {
 // floor(rows / GRO_MAX_SEGS) messages are received, so cutting can never
 // overflow desc. (A local sender may pass a GSO message of more segments to a
 // GRO socket; segments beyond what desc can take are dropped.)
-// info (optional Int32Array of >= 6, as tunRead's): [messages received, 1 if
-// the queue was drained]. A non-blocking recvmmsg stops at the first empty
-// moment, so fewer messages than asked for means drained: the caller goes
-// back to its wait instead of paying a syscall for the EAGAIN.
 napi_value udp_recv(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  int32_t *stats = NULL;
+  napi_value argv[5];
   int fd;
   int64_t max, slot;
   batch_s b;
 
-  if (!get_args_opt(env, info, 5, 6, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
+  if (!get_args(env, info, 5, argv) || !arg_fd(env, argv[0], &fd) || !arg_batch(env, argv[1], argv[2], &b) ||
       !arg_int(env, argv[3], "max", 0, INT32_MAX, &max) || !arg_int(env, argv[4], "slotSize", 1, INT32_MAX, &slot) ||
-      !check_slots(env, &b, max, slot) || !arg_read_info(env, argv[5], &stats))
+      !check_slots(env, &b, max, slot))
     return NULL;
   if (max > MAX_BATCH) max = MAX_BATCH; // "up to max": fewer is always allowed
   if (max == 0) return make_int(env, 0);
@@ -243,13 +238,8 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
     r = recvmmsg(fd, st->msgs, (unsigned)max, MSG_DONTWAIT, NULL);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return throw_fd_errno(env, errno, "udpRecv", fd);
-    if (stats) stats[TUN_INFO_DRAINED] = 1;
-    return make_int(env, 0);
-  }
-  if (stats) {
-    stats[TUN_INFO_READS] = r;
-    stats[TUN_INFO_DRAINED] = r < max ? 1 : 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return make_int(env, 0);
+    return throw_fd_errno(env, errno, "udpRecv", fd);
   }
 
   size_t row = 0;
