@@ -127,9 +127,8 @@ async function measure(variant: string, backend: BackendName, round: number, pro
     const etcd = new Etcd(lab);
     await etcd.start();
     const hosts = [new Host(lab, 'h1', '198.18.0.1'), new Host(lab, 'h2', '198.18.0.2')];
-    const prefix = `/lat/${backend}/network`;
     // Churn needs room for its fake leases: /26 subnets (the proxy's route to one still beats flannel0's).
-    const nodes = await startBackendCluster(etcd, hosts, backend, { prefix, subnetLen: churnS > 0 ? CHURN_SUBNET_LEN : undefined });
+    const nodes = await startBackendCluster(etcd, hosts, backend, { prefix: `/lat/${backend}/network`, subnetLen: churnS > 0 ? CHURN_SUBNET_LEN : undefined });
     const [a, b] = [nodes[0].pods[0], nodes[1].pods[0]];
     const pids = proxy ? await startProxies(lab, nodes) : nodes.map((n) => n.daemon!.pid);
     await ping(a, b, 20, 0.01); // warm-up: ARP, routes
@@ -141,7 +140,7 @@ async function measure(variant: string, backend: BackendName, round: number, pro
     const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
     let churned: number[] = [];
     if (churnS > 0) {
-      const [p] = await Promise.all([ping(a, b, Math.round(churnS / 0.005), 0.005), churn(nodes[0].host.ns, etcd, prefix, backend, nodes, churnS, churnLeases)]);
+      const [p] = await Promise.all([ping(a, b, Math.round(churnS / 0.005), 0.005), churn(nodes, churnS, churnLeases)]);
       churned = p.rttsMs;
     }
     // Idle first: nothing crosses for idleS seconds.

@@ -279,10 +279,7 @@ async function dataPlane(lab: Lab, etcd: Etcd, o: BenchOptions, progress: Progre
       let churned: PingResult | undefined;
       if (o.churnSeconds > 0) {
         say(`${pingsFor(o.churnSeconds)} pings at 5 ms while ${o.churnLeases} leases churn in etcd`);
-        [churned] = await Promise.all([
-          ping(client, server, pingsFor(o.churnSeconds), 0.005),
-          churn(hosts[0].ns, etcd, `/flannel-ts-bench/${b}/network`, b, clusters.get(b)!, o.churnSeconds, o.churnLeases),
-        ]);
+        [churned] = await Promise.all([ping(client, server, pingsFor(o.churnSeconds), 0.005), churn(clusters.get(b)!, o.churnSeconds, o.churnLeases)]);
       }
       const gb = (t1.bytes + t4.bytes) / 1e9;
       rounds.get(b)!.push({

@@ -4,8 +4,7 @@
 
 import * as path from 'node:path';
 import { REPO_ROOT } from '../lab/lab';
-import type { Etcd } from '../lab/etcd';
-import { BACKEND_NETWORKS, type BackendName, type BackendNode } from '../lab/topology';
+import { BACKEND_NETWORKS, type BackendNode } from '../lab/topology';
 import { execStatus } from '../util/exec';
 import type { ChurnArgs } from './churn-driver';
 
@@ -16,14 +15,17 @@ import type { ChurnArgs } from './churn-driver';
 export const CHURN_SUBNET_LEN = 26;
 
 /**
- * Runs the churn driver in `ns` for `seconds`: `leases` fake leases put and
- * deleted in a loop under `prefix`, the etcd prefix the cluster's flanneld
- * watch (started with `subnetLen: CHURN_SUBNET_LEN` and the backend's Network).
+ * Runs the churn driver in the first node's namespace for `seconds`: `leases`
+ * fake leases put and deleted in a loop in the cluster's etcd, under its
+ * prefix (a cluster started with `subnetLen: CHURN_SUBNET_LEN` and the
+ * backend's Network).
  */
-export async function churn(ns: string, etcd: Etcd, prefix: string, b: BackendName, nodes: BackendNode[], seconds: number, leases: number): Promise<{ loops: number; changes: number }> {
+export async function churn(nodes: BackendNode[], seconds: number, leases: number): Promise<{ loops: number; changes: number }> {
+  const [first] = nodes;
+  const b = first.backend;
   const args: ChurnArgs = {
-    endpoint: etcd.endpoint,
-    prefix,
+    endpoint: first.etcdEndpoint,
+    prefix: first.prefix,
     backend: b,
     network: BACKEND_NETWORKS[b],
     subnetLen: CHURN_SUBNET_LEN,
@@ -32,7 +34,9 @@ export async function churn(ns: string, etcd: Etcd, prefix: string, b: BackendNa
     durationMs: seconds * 1000,
     publicBase: '198.18.128.0',
   };
-  const r = await execStatus(['ip', 'netns', 'exec', ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/churn-driver.js'), JSON.stringify(args)], { timeoutMs: (seconds + 60) * 1000 });
+  const r = await execStatus(['ip', 'netns', 'exec', first.host.ns, process.execPath, path.join(REPO_ROOT, 'dist/src/bench/churn-driver.js'), JSON.stringify(args)], {
+    timeoutMs: (seconds + 60) * 1000,
+  });
   if (r.status !== 0) throw new Error(`churn driver for ${b} failed (exit ${r.status}): ${r.stderr.trim()}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as { loops: number; changes: number };
 }
